@@ -1,0 +1,52 @@
+# Two commands: `make run` starts the product, `make test` runs every check.
+# Everything else here is what those two need; nothing has to be installed by hand.
+
+PYTHON ?= python3.10
+UV_VERSION := 0.13.9
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.synced-$(shell cat uv.lock pyproject.toml 2>/dev/null | sha256sum | cut -c1-16)
+RASA := cd rasa_project && RASA_TELEMETRY_ENABLED=false TF_CPP_MIN_LOG_LEVEL=2 ../$(BIN)/rasa
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: run test lint typecheck unit rasa-validate rasa-test-stories model install clean
+
+run: $(STAMP)
+	$(BIN)/debtbot run
+
+test: lint typecheck rasa-validate unit rasa-test-stories
+
+install: $(STAMP)
+
+# The virtual environment, from the lock file only (uv sync --frozen never re-resolves).
+$(STAMP): uv.lock pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: Rasa 3.6 needs Python 3.10"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m uv --version 2>/dev/null | grep -q "$(UV_VERSION)" || $(BIN)/python -m pip install -q "uv==$(UV_VERSION)"
+	$(BIN)/python -m uv sync --frozen --python $(BIN)/python
+	@rm -f $(VENV)/.synced-*
+	@touch $@
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+model: $(STAMP)
+	$(BIN)/debtbot train
+
+rasa-validate: $(STAMP)
+	$(RASA) data validate --fail-on-warnings --data data --domain domain.yml --config config.yml
+
+unit: $(STAMP) model
+	$(BIN)/pytest
+
+rasa-test-stories: $(STAMP)
+	model=$$($(BIN)/debtbot train --print-path) && $(RASA) test core --stories tests --model "$$model" \
+		--fail-on-prediction-errors --out ../var/rasa-results
+
+clean:
+	rm -rf $(VENV) var models .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""The debtbot application: gateway, worker, supervisor, accounts and the CLI."""

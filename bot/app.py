@@ -1,0 +1,96 @@
+"""The gateway: ``create_app(config)`` builds the Flask app with its blueprints."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import redis
+from flask import Flask, jsonify
+from flask.typing import ResponseReturnValue
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
+
+from bot.config import Config
+from bot.errors import InvalidRequest, NotFound
+from bot.health import HealthChecker, health_blueprint
+from bot.services import Services, build_services
+from bot.simulator import HttpWebhookPoster, WebhookPoster, simulator_blueprint
+from bot.webhooks import webhooks_blueprint
+from channels.base import ChannelAuthError, MalformedRequest, UnsupportedCapability
+
+logger = logging.getLogger(__name__)
+
+#: Webhook bodies above this are refused (413); no provider sends more for a text message.
+MAX_BODY_BYTES = 1024 * 1024
+
+#: The one place where errors become HTTP statuses.
+STATUS_FOR_ERROR: tuple[tuple[type[Exception], int], ...] = (
+    (ChannelAuthError, 403),
+    (MalformedRequest, 400),
+    (InvalidRequest, 400),
+    (NotFound, 404),
+    (UnsupportedCapability, 422),
+    # Redis down: the provider must retry later; nothing was accepted.
+    (redis.RedisError, 503),
+)
+
+
+def create_app(
+    config: Config,
+    services: Services | None = None,
+    *,
+    poster: WebhookPoster | None = None,
+    health: HealthChecker | None = None,
+) -> Flask:
+    """Build the gateway. Parts not given are built from ``config``."""
+    services = services or build_services(config)
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=config.secrets.secret_key,
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        WTF_CSRF_TIME_LIMIT=None,
+        JSON_SORT_KEYS=False,
+    )
+    csrf = CSRFProtect(app)
+    webhooks = webhooks_blueprint(services)
+    csrf.exempt(webhooks)  # providers authenticate with signatures, not browser sessions
+    app.register_blueprint(webhooks)
+    health = health or HealthChecker(services)
+    health_bp = health_blueprint(health)
+    csrf.exempt(health_bp)
+    app.register_blueprint(health_bp)
+    if config.simulator.enabled and not config.production:
+        app.register_blueprint(
+            simulator_blueprint(services, poster or HttpWebhookPoster(config.server.internal_url))
+        )
+    _register_error_handlers(app)
+    return app
+
+
+def _error(status: int, message: str, **extra: Any) -> ResponseReturnValue:
+    return jsonify({"error": message, "status": status, **extra}), status
+
+
+def _register_error_handlers(app: Flask) -> None:
+    for error_type, status in STATUS_FOR_ERROR:
+
+        def handler(exc: Exception, status: int = status) -> ResponseReturnValue:
+            if status >= 500:
+                logger.error("request failed: %s", exc)
+            return _error(status, str(exc) or type(exc).__name__)
+
+        app.register_error_handler(error_type, handler)
+
+    @app.errorhandler(CSRFError)
+    def csrf_failed(exc: CSRFError) -> ResponseReturnValue:
+        return _error(400, f"CSRF check failed: {exc.description}")
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> ResponseReturnValue:
+        return _error(exc.code or 500, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> ResponseReturnValue:
+        logger.exception("unexpected error")
+        return _error(500, "internal error")

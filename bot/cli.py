@@ -1,0 +1,138 @@
+"""The ``debtbot`` command: run everything, run one worker, train, import accounts."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from bot.config import Config, load_config
+from bot.errors import BotError, ConfigError
+from bot.privacy import setup_logging
+
+
+def _load(config_path: str | None) -> Config:
+    try:
+        return load_config(config_path)
+    except ConfigError as exc:
+        click.echo("configuration error (nothing was started):", err=True)
+        for problem in exc.problems:
+            click.echo(f"  {problem}", err=True)
+        sys.exit(2)
+
+
+config_option = click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False), default=None,
+    help="configuration file (default: $DEBTBOT_CONFIG or ./config.yaml)",
+)  # fmt: skip
+
+
+@click.group()
+def main() -> None:
+    """debtbot: the omnichannel debt-recovery messaging bot."""
+
+
+@main.command()
+@config_option
+def run(config_path: str | None) -> None:
+    """Start every process (Redis, Rasa, actions, worker, gateway); Ctrl-C stops them all."""
+    from bot.run import run_all
+
+    config = _load(config_path)
+    setup_logging(config.logging.level)
+    try:
+        code = run_all(config)
+    except BotError as exc:
+        click.echo(f"debtbot: {exc}", err=True)
+        sys.exit(1)
+    sys.exit(code)
+
+
+@main.command()
+@config_option
+def worker(config_path: str | None) -> None:
+    """Run one worker process (``debtbot run`` starts these for you)."""
+    from bot.worker import run_worker
+
+    config = _load(config_path)
+    setup_logging(config.logging.level)
+    run_worker(config)
+
+
+@main.command()
+@config_option
+@click.option("--print-path", is_flag=True, help="print only the model's path (for scripts)")
+def train(config_path: str | None, print_path: bool) -> None:
+    """Train the Rasa model if the training data changed since the last one."""
+    from bot.model import ensure_model
+
+    config = _load(config_path)
+    setup_logging(config.logging.level)
+    try:
+        model, trained = ensure_model(
+            config.path(config.rasa.project_dir),
+            config.path(config.rasa.models_dir),
+            keep=config.rasa.keep_models,
+        )
+    except BotError as exc:
+        click.echo(f"debtbot: {exc}", err=True)
+        sys.exit(1)
+    click.echo(str(model) if print_path else f"{'trained' if trained else 'up to date'}: {model}")
+
+
+@main.group()
+def accounts() -> None:
+    """Placement data."""
+
+
+@accounts.command("import")
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@config_option
+def import_accounts(csv_file: Path, config_path: str | None) -> None:
+    """Load accounts from a CSV file; bad rows are reported by line number, good rows load."""
+    import redis
+
+    from bot.accounts import AccountStore, read_import_file
+    from bot.store import Keys, connect
+
+    config = _load(config_path)
+    try:
+        text = read_import_file(csv_file)
+    except UnicodeDecodeError:
+        click.echo(f"{csv_file}: not UTF-8 text; save the file as CSV UTF-8", err=True)
+        sys.exit(2)
+    store = AccountStore(connect(config), Keys(config.redis.key_prefix))
+    try:
+        report = store.import_csv(
+            text,
+            languages=config.accounts.languages,
+            default_language=config.accounts.default_language,
+            verification_field=config.accounts.verification_field,
+        )
+    except redis.RedisError as exc:
+        click.echo(f"Redis is unreachable ({exc}); is `debtbot run` running, or REDIS_URL set?", err=True)
+        sys.exit(1)
+    for error in report.errors:
+        click.echo(f"{csv_file.name}: {error}", err=True)
+    click.echo(
+        f"{report.loaded} account(s) loaded ({report.created} new, {report.updated} updated, "
+        f"{report.unchanged} unchanged); {len(report.errors)} row(s) rejected"
+    )
+    sys.exit(1 if report.errors else 0)
+
+
+@main.command("check-config")
+@config_option
+def check_config(config_path: str | None) -> None:
+    """Validate the configuration and say which channels are live or sandboxed."""
+    from bot.services import channel_modes
+
+    config = _load(config_path)
+    click.echo(f"{config.source}: OK ({config.environment})")
+    for name, mode in channel_modes(config).items():
+        click.echo(f"  {name}: {mode}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,453 @@
+"""The one typed configuration object: ``config.yaml`` plus environment overrides.
+
+Secrets never come from the file, only from environment variables. Every mistake is
+reported as a :class:`~bot.errors.ConfigError` whose lines each name the key (or the
+environment variable) and what is allowed; callers print it and stop, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets as secrets_module
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import BaseModel, Extra, Field, PrivateAttr, StrictBool, ValidationError, validator
+
+from bot.errors import ConfigError
+
+ENV_PREFIX = "DEBTBOT__"
+DEFAULT_CONFIG_PATH = "config.yaml"
+
+#: Keys that look like secrets, and the environment variable that carries each instead.
+_SECRET_ENV_FOR_KEY = {
+    "auth_token": "TWILIO_AUTH_TOKEN",
+    "account_sid": "TWILIO_ACCOUNT_SID",
+    "bot_token": "TELEGRAM_BOT_TOKEN",
+    "webhook_secret": "TELEGRAM_WEBHOOK_SECRET",
+    "secret_key": "DEBTBOT_SECRET_KEY",
+    "token": "RASA_AUTH_TOKEN",
+    "url": "REDIS_URL",
+    "password": "REDIS_URL",
+}
+
+
+class _Section(BaseModel):
+    class Config:
+        extra = Extra.forbid
+        allow_mutation = False
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    if parts.path not in ("", "/"):
+        raise ValueError("must not have a path: give scheme://host[:port] only")
+    return value.rstrip("/")
+
+
+class ServerConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    public_url: str = "http://127.0.0.1:8000"
+    workers: int = Field(default=2, ge=1, le=64)
+    threads: int = Field(default=4, ge=1, le=64)
+
+    _check_url = validator("public_url", allow_reuse=True)(_http_url)
+
+    @property
+    def internal_url(self) -> str:
+        """Where this machine reaches the gateway directly."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host  # noqa: S104
+        return f"http://{host}:{self.port}"
+
+
+class RedisConfig(_Section):
+    embedded_port: int = Field(default=6390, ge=1, le=65535)
+    data_dir: str = "var/redis"
+    key_prefix: str = Field(default="debtbot", regex=r"^[A-Za-z0-9]+$")
+
+
+class RasaConfig(_Section):
+    url: str = "http://127.0.0.1:5005"
+    actions_url: str = "http://127.0.0.1:5055"
+    project_dir: str = "rasa_project"
+    models_dir: str = "models"
+    keep_models: int = Field(default=3, ge=1, le=100)
+    timeout_seconds: float = Field(default=30, gt=0, le=600)
+
+    _check_urls = validator("url", "actions_url", allow_reuse=True)(_http_url)
+
+
+class WorkerConfig(_Section):
+    processes: int = Field(default=1, ge=1, le=64)
+    threads: int = Field(default=4, ge=1, le=256)
+    heartbeat_seconds: float = Field(default=5, gt=0, le=300)
+    sweep_seconds: float = Field(default=5, gt=0, le=300)
+    retry_min_seconds: float = Field(default=1, gt=0, le=3600)
+    retry_max_seconds: float = Field(default=30, gt=0, le=86400)
+    max_attempts: int = Field(default=5, ge=1, le=1000)
+
+    @validator("retry_max_seconds")
+    def _max_not_below_min(cls, value: float, values: dict[str, Any]) -> float:
+        low = values.get("retry_min_seconds")
+        if low is not None and value < low:
+            raise ValueError(f"must be at least worker.retry_min_seconds ({low})")
+        return value
+
+
+class DedupeConfig(_Section):
+    window_hours: float = Field(default=168, gt=0, le=24 * 365)
+
+
+class SmsConfig(_Section):
+    enabled: StrictBool = True
+    from_number: str | None = Field(default="+15005550006", regex=r"^\+[1-9]\d{6,14}$")
+    messaging_service_sid: str | None = Field(default=None, regex=r"^MG[0-9a-fA-F]{32}$")
+    api_base_url: str = "https://api.twilio.com"
+
+    _check_url = validator("api_base_url", allow_reuse=True)(_http_url)
+
+
+class TelegramConfig(_Section):
+    enabled: StrictBool = True
+    api_base_url: str = "https://api.telegram.org"
+
+    _check_url = validator("api_base_url", allow_reuse=True)(_http_url)
+
+
+class ChannelsConfig(_Section):
+    sms: SmsConfig = Field(default_factory=SmsConfig)
+    telegram: TelegramConfig = Field(default_factory=TelegramConfig)
+
+
+VerificationField = Literal["date_of_birth", "postal_code", "account_last4"]
+
+
+class AccountsConfig(_Section):
+    verification_field: VerificationField = "date_of_birth"
+    languages: list[Literal["en", "es"]] = Field(default_factory=lambda: ["en", "es"], min_items=1)
+    default_language: Literal["en", "es"] = "en"
+
+    @validator("default_language")
+    def _default_is_spoken(cls, value: str, values: dict[str, Any]) -> str:
+        languages = values.get("languages")
+        if languages is not None and value not in languages:
+            raise ValueError(f"must be one of accounts.languages ({', '.join(languages)})")
+        return value
+
+
+class SimulatorConfig(_Section):
+    enabled: StrictBool = True
+
+
+class LoggingConfig(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """Values only ever read from the environment."""
+
+    redis_url: str | None
+    rasa_token: str
+    secret_key: str
+    twilio_account_sid: str | None
+    twilio_auth_token: str | None
+    telegram_bot_token: str | None
+    telegram_webhook_secret: str | None
+    #: Secrets made up for development (names of the environment variables they stand for).
+    generated: tuple[str, ...] = ()
+
+
+class Config(_Section):
+    """The whole configuration. Build it with :func:`load_config`."""
+
+    environment: Literal["development", "production"] = "development"
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    redis: RedisConfig = Field(default_factory=RedisConfig)
+    rasa: RasaConfig = Field(default_factory=RasaConfig)
+    worker: WorkerConfig = Field(default_factory=WorkerConfig)
+    dedupe: DedupeConfig = Field(default_factory=DedupeConfig)
+    channels: ChannelsConfig = Field(default_factory=ChannelsConfig)
+    accounts: AccountsConfig = Field(default_factory=AccountsConfig)
+    simulator: SimulatorConfig = Field(default_factory=SimulatorConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    _secrets: Secrets = PrivateAttr()
+    _base_dir: Path = PrivateAttr()
+    _source: Path = PrivateAttr()
+
+    @property
+    def secrets(self) -> Secrets:
+        """Secrets from the environment."""
+        return self._secrets
+
+    @property
+    def base_dir(self) -> Path:
+        """The folder relative paths in the file are resolved against."""
+        return self._base_dir
+
+    @property
+    def source(self) -> Path:
+        """The file this configuration was read from."""
+        return self._source
+
+    @property
+    def production(self) -> bool:
+        return self.environment == "production"
+
+    def path(self, relative: str) -> Path:
+        """Resolve a path setting against the configuration file's folder."""
+        candidate = Path(relative)
+        return candidate if candidate.is_absolute() else (self._base_dir / candidate).resolve()
+
+    @property
+    def sms_live(self) -> bool:
+        return bool(self._secrets.twilio_account_sid and self._secrets.twilio_auth_token)
+
+    @property
+    def telegram_live(self) -> bool:
+        return bool(self._secrets.telegram_bot_token and self._secrets.telegram_webhook_secret)
+
+
+def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Read, override from the environment, validate; raise :class:`ConfigError` on any mistake."""
+    env = os.environ if env is None else env
+    source = Path(path or env.get("DEBTBOT_CONFIG") or DEFAULT_CONFIG_PATH).resolve()
+    raw = _read_yaml(source)
+    problems = _secret_keys_in_file(raw)
+    overrides, override_problems = _env_overrides(env)
+    problems += override_problems
+    data = _deep_merge(raw, overrides)
+    try:
+        config = Config.parse_obj(data)
+    except ValidationError as exc:
+        problems += [_describe(error, data) for error in exc.errors()]
+        raise ConfigError(_framed(source, problems)) from None
+    if problems:
+        raise ConfigError(_framed(source, problems))
+    config._base_dir = source.parent
+    config._source = source
+    secrets, problems = _load_secrets(config, env)
+    problems += _check_consistency(config, secrets)
+    if problems:
+        raise ConfigError(_framed(source, problems))
+    config._secrets = secrets
+    return config
+
+
+def _framed(source: Path, problems: list[str]) -> list[str]:
+    return [f"{source.name}: {problem}" for problem in problems]
+
+
+def _read_yaml(source: Path) -> dict[str, Any]:
+    try:
+        text = source.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            [f"configuration file {source} not found (set DEBTBOT_CONFIG or run from the project folder)"]
+        ) from None
+    except OSError as exc:
+        raise ConfigError([f"cannot read configuration file {source}: {exc.strerror}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([f"{source.name}: not valid YAML{where}: {problem}"]) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError([f"{source.name}: the top level must be a mapping of sections"])
+    return data
+
+
+def _secret_keys_in_file(data: Mapping[str, Any], prefix: str = "") -> list[str]:
+    found = []
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        env_name = _SECRET_ENV_FOR_KEY.get(str(key))
+        # rasa.url is the Rasa server's address, not a credential.
+        if env_name and dotted != "rasa.url":
+            found.append(
+                f"{dotted}: secrets are not read from config.yaml; "
+                f"set the environment variable {env_name} instead"
+            )
+        elif isinstance(value, Mapping):
+            found += _secret_keys_in_file(value, prefix=f"{dotted}.")
+    return found
+
+
+def _env_overrides(env: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
+    overrides: dict[str, Any] = {}
+    problems: list[str] = []
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        parts = [p.lower() for p in name[len(ENV_PREFIX) :].split("__") if p]
+        if not parts:
+            problems.append(f"{name}: name a setting, e.g. {ENV_PREFIX}SERVER__PORT")
+            continue
+        try:
+            parsed = yaml.safe_load(value) if value != "" else None
+        except yaml.YAMLError:
+            parsed = value
+        node = overrides
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = parsed
+    return overrides, problems
+
+
+def _deep_merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _describe(error: Mapping[str, Any], data: Mapping[str, Any]) -> str:
+    loc = tuple(str(part) for part in error["loc"] if part != "__root__")
+    dotted = ".".join(loc)
+    kind = str(error.get("type", ""))
+    if kind == "value_error.extra":
+        parent = _model_at(loc[:-1])
+        allowed = ", ".join(parent.__fields__) if parent else ""
+        return f"{dotted}: unknown setting (allowed here: {allowed})"
+    if kind == "value_error.missing":
+        return f"{dotted}: required setting is missing"
+    message = str(error["msg"])
+    if kind == "type_error.dict":
+        model = _model_at(loc)
+        allowed = ", ".join(model.__fields__) if model else ""
+        message = f"must be a section with the settings: {allowed}"
+    got = _lookup(data, loc)
+    suffix = f" (got {got!r})" if got is not _MISSING else ""
+    return f"{dotted}: {message}{suffix}"
+
+
+_MISSING = object()
+
+
+def _lookup(data: Any, loc: tuple[str, ...]) -> Any:
+    node = data
+    for part in loc:
+        if isinstance(node, Mapping) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return _MISSING
+    return node
+
+
+def _model_at(loc: tuple[str, ...]) -> type[BaseModel] | None:
+    model: type[BaseModel] = Config
+    for part in loc:
+        field = model.__fields__.get(part)
+        if field is None or not (isinstance(field.type_, type) and issubclass(field.type_, BaseModel)):
+            return None
+        model = field.type_
+    return model
+
+
+def _load_secrets(config: Config, env: Mapping[str, str]) -> tuple[Secrets, list[str]]:
+    problems: list[str] = []
+    generated: list[str] = []
+
+    def get(name: str) -> str | None:
+        value = env.get(name, "").strip()
+        return value or None
+
+    def required(name: str, purpose: str) -> str:
+        value = get(name)
+        if value:
+            return value
+        if config.production:
+            problems.append(f"{name}: environment variable is required in production ({purpose})")
+            return ""
+        generated.append(name)
+        return _development_secret(config, name)
+
+    redis_url = get("REDIS_URL")
+    if redis_url and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
+        problems.append("REDIS_URL: must start with redis://, rediss:// or unix://")
+    twilio_sid, twilio_token = get("TWILIO_ACCOUNT_SID"), get("TWILIO_AUTH_TOKEN")
+    if bool(twilio_sid) != bool(twilio_token):
+        problems.append("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN: set both (live SMS) or neither (sandbox)")
+    if twilio_sid and not twilio_sid.startswith("AC"):
+        problems.append("TWILIO_ACCOUNT_SID: must start with AC")
+    tg_token, tg_secret = get("TELEGRAM_BOT_TOKEN"), get("TELEGRAM_WEBHOOK_SECRET")
+    if bool(tg_token) != bool(tg_secret):
+        problems.append(
+            "TELEGRAM_BOT_TOKEN and TELEGRAM_WEBHOOK_SECRET: set both (live Telegram) or neither (sandbox)"
+        )
+    if tg_secret and not all(c.isalnum() or c in "_-" for c in tg_secret):
+        problems.append("TELEGRAM_WEBHOOK_SECRET: only letters, digits, _ and - are allowed (Bot API rule)")
+    secrets = Secrets(
+        redis_url=redis_url,
+        rasa_token=required("RASA_AUTH_TOKEN", "it protects the Rasa HTTP API"),
+        secret_key=required("DEBTBOT_SECRET_KEY", "it signs sessions and CSRF tokens"),
+        # Sandboxed channels still check webhook signatures, with a development secret,
+        # so the simulator exercises the same code as the provider would.
+        twilio_account_sid=twilio_sid,
+        twilio_auth_token=twilio_token or _development_secret(config, "TWILIO_AUTH_TOKEN"),
+        telegram_bot_token=tg_token,
+        telegram_webhook_secret=tg_secret or _development_secret(config, "TELEGRAM_WEBHOOK_SECRET"),
+        generated=tuple(generated),
+    )
+    return secrets, problems
+
+
+def _development_secret(config: Config, name: str) -> str:
+    """A random secret kept in ``var/dev-secrets.json`` so all local processes share it."""
+    store = config.path("var/dev-secrets.json")
+    store.parent.mkdir(parents=True, exist_ok=True)
+    known: dict[str, str] = {}
+    if store.exists():
+        known = json.loads(store.read_text(encoding="utf-8") or "{}")
+    if name not in known:
+        known[name] = secrets_module.token_urlsafe(32)
+        tmp = store.with_suffix(f".{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(known, handle)
+        os.replace(tmp, store)
+    return known[name]
+
+
+def _check_consistency(config: Config, secrets: Secrets) -> list[str]:
+    problems = []
+    if config.production and config.simulator.enabled:
+        problems.append("simulator.enabled: must be false when environment is production")
+    if config.production:
+        if config.channels.sms.enabled and not secrets.twilio_account_sid:
+            problems.append(
+                "channels.sms.enabled: SMS cannot be sandboxed in production; set TWILIO_ACCOUNT_SID "
+                "and TWILIO_AUTH_TOKEN, or set channels.sms.enabled: false"
+            )
+        if config.channels.telegram.enabled and not secrets.telegram_bot_token:
+            problems.append(
+                "channels.telegram.enabled: Telegram cannot be sandboxed in production; set "
+                "TELEGRAM_BOT_TOKEN and TELEGRAM_WEBHOOK_SECRET, or set channels.telegram.enabled: false"
+            )
+    sms = config.channels.sms
+    if sms.enabled and not (sms.from_number or sms.messaging_service_sid):
+        problems.append(
+            "channels.sms.from_number: set a sending number or channels.sms.messaging_service_sid"
+        )
+    project = config.path(config.rasa.project_dir)
+    if not (project / "domain.yml").exists() and not (project / "domain").is_dir():
+        problems.append(f"rasa.project_dir: {project} is not a Rasa project (no domain.yml)")
+    return problems

@@ -1,0 +1,203 @@
+"""The message paths, one function per step.
+
+Inbound (gateway): authenticate -> parse -> de-duplicate -> append to the sender's stream.
+Inbound (worker): identify the account -> Rasa -> render -> append to the recipient's
+outbound stream. Outbound (worker): send through the channel -> record the delivery.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import redis
+
+from bot.accounts import Account, AccountStore
+from bot.jobs import Jobs
+from bot.privacy import redact_card_numbers
+from bot.queues import Entry, GiveUp, KeyedQueue, RetryLater
+from bot.render import render_replies
+from bot.store import Keys
+from channels.base import (
+    Channel,
+    DeliveryFailed,
+    DeliveryReceipt,
+    DeliveryStatus,
+    InboundMessage,
+    OutboundMessage,
+    RateLimited,
+)
+from dialogue.rasa_client import RasaClient, RasaRejected, RasaUnavailable
+
+logger = logging.getLogger(__name__)
+
+INBOUND = "inbound"
+OUTBOUND = "outbound"
+
+
+def address_key(channel: str, address: str) -> str:
+    """The queue key for one channel address; hashed so keys and logs carry no phone number."""
+    digest = hashlib.sha256(f"{channel}:{address.lower()}".encode()).hexdigest()[:24]
+    return f"{channel}.{digest}"
+
+
+def conversation_id_for(account: Account | None, message: InboundMessage) -> str:
+    """Rasa's sender id: one conversation per account across channels, else per address."""
+    if account is not None:
+        return f"acct-{account.account_id}"
+    return f"anon-{address_key(message.channel, message.sender)}"
+
+
+def identify(accounts: AccountStore, message: InboundMessage) -> Account | None:
+    """Find the account an inbound message comes from."""
+    if message.channel == "sms":
+        return accounts.find("phone", message.sender)
+    if message.channel == "email":
+        return accounts.find("email", message.sender)
+    if message.channel == "telegram" and message.sender_handle:
+        return accounts.find("telegram", message.sender_handle)
+    return None
+
+
+@dataclass
+class InboundIntake:
+    """The gateway side: store an accepted message durably, once, and schedule its handling."""
+
+    queue: KeyedQueue
+    jobs: Jobs
+    keys: Keys
+    dedupe_ttl_seconds: int
+
+    def accept(self, message: InboundMessage) -> bool:
+        """Return ``False`` if the provider already delivered this message."""
+        # Card numbers never reach storage, the dialogue or the logs.
+        message = message.with_text(redact_card_numbers(message.text))
+        key = address_key(message.channel, message.sender)
+        entry_id = self.queue.append(
+            key,
+            message.to_json(),
+            dedupe_key=self.keys.dedupe(message.channel, message.external_id),
+            dedupe_ttl_seconds=self.dedupe_ttl_seconds,
+        )
+        if entry_id is None:
+            logger.info("duplicate %s message %s ignored", message.channel, message.external_id)
+            return False
+        try:
+            self.jobs.schedule(INBOUND, key)
+        except (redis.RedisError, OSError):
+            # The message is stored; the worker's sweeper will schedule it.
+            logger.warning("could not schedule %s now; the sweeper will", key, exc_info=True)
+        return True
+
+
+@dataclass
+class InboundHandler:
+    """The worker side of an inbound message."""
+
+    accounts: AccountStore
+    rasa: RasaClient
+    outbound: KeyedQueue
+    jobs: Jobs
+    keys: Keys
+    default_language: str
+    dedupe_ttl_seconds: int
+
+    def __call__(self, entry: Entry) -> None:
+        message = InboundMessage.from_json(entry.payload)
+        account = identify(self.accounts, message)
+        conversation_id = conversation_id_for(account, message)
+        metadata = {
+            "channel": message.channel,
+            "account_id": account.account_id if account else None,
+            "language": account.language if account else self.default_language,
+            "external_id": message.external_id,
+        }
+        try:
+            replies = self.rasa.send_message(
+                conversation_id, message.text, channel=message.channel, metadata=metadata
+            )
+        except RasaUnavailable as exc:
+            raise RetryLater(str(exc)) from exc
+        except RasaRejected as exc:
+            raise GiveUp(str(exc)) from exc
+        outgoing = render_replies(
+            replies,
+            channel=message.channel,
+            recipient=message.sender,
+            conversation_id=conversation_id,
+            source=f"{message.channel}:{message.external_id}",
+            in_reply_to=message.external_id,
+        )
+        logger.info(
+            "conversation %s: %s message %s answered with %d message(s)",
+            conversation_id, message.channel, message.external_id, len(outgoing),
+        )  # fmt: skip
+        enqueue_outbound(self.outbound, self.jobs, self.keys, outgoing, self.dedupe_ttl_seconds)
+
+
+def enqueue_outbound(
+    queue: KeyedQueue, jobs: Jobs, keys: Keys, messages: list[OutboundMessage], dedupe_ttl_seconds: int
+) -> None:
+    """Queue messages for sending, in order, once per ``outbox_id`` (a replayed entry adds nothing)."""
+    touched: dict[str, None] = {}  # ordered set
+    for message in messages:
+        key = address_key(message.channel, message.recipient)
+        queue.append(
+            key,
+            message.to_json(),
+            dedupe_key=keys.dedupe("outbox", message.outbox_id),
+            dedupe_ttl_seconds=dedupe_ttl_seconds,
+        )
+        touched[key] = None
+    for key in touched:
+        jobs.schedule(OUTBOUND, key)
+
+
+@dataclass
+class OutboundHandler:
+    """Send one queued message and record what happened to it."""
+
+    channels: Mapping[str, Channel]
+    client: redis.Redis[bytes]
+    keys: Keys
+
+    def __call__(self, entry: Entry) -> None:
+        message = OutboundMessage.from_json(entry.payload)
+        channel = self.channels.get(message.channel)
+        if channel is None:
+            raise GiveUp(f"channel {message.channel} is not enabled")
+        try:
+            receipt = channel.send(message)
+        except RateLimited as exc:
+            raise RetryLater(str(exc), delay=exc.retry_after) from exc
+        except DeliveryFailed as exc:
+            if not exc.permanent:
+                raise RetryLater(str(exc)) from exc
+            receipt = DeliveryReceipt(
+                outbox_id=message.outbox_id,
+                channel=message.channel,
+                status=DeliveryStatus.FAILED,
+                error_code=exc.code,
+                error_message=str(exc),
+            )
+            logger.warning("message %s could not be delivered: %s", message.outbox_id, exc)
+        self.record(message, receipt)
+
+    def record(self, message: OutboundMessage, receipt: DeliveryReceipt) -> None:
+        """Keep the delivery status of an outbound message (90 days)."""
+        fields: dict[str | bytes, str] = {
+            "channel": receipt.channel,
+            "status": receipt.status.value,
+            "conversation_id": message.conversation_id,
+            "external_id": receipt.external_id or "",
+            "error_code": receipt.error_code or "",
+            "error_message": receipt.error_message or "",
+            "at": receipt.at.isoformat(),
+        }
+        key = self.keys.delivery(message.outbox_id)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hset(key, mapping=fields)
+        pipe.expire(key, 90 * 24 * 3600)
+        pipe.execute()

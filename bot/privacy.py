@@ -1,0 +1,89 @@
+"""Keeping personal data out of logs: masking helpers and a logging filter.
+
+Log lines never carry a full phone number, email address, date of birth or card number.
+The filter is a safety net under the rule that code logs ids, not addresses.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+# E.164 numbers, and national numbers written with separators (415-555-0123).
+_PHONE = re.compile(r"(?<![\w+])\+\d{7,15}\b|\b\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}\b")
+_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+_DATE = re.compile(r"\b(19|20)\d{2}-\d{2}-\d{2}\b")
+_CARD_CANDIDATE = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
+
+
+def mask_phone(value: str) -> str:
+    """``+14155550123`` -> ``+1******0123``-like: keeps the last 2 digits only."""
+    digits = re.sub(r"\D", "", value)
+    if len(digits) <= 2:
+        return "*" * len(digits)
+    return ("+" if value.strip().startswith("+") else "") + "*" * (len(digits) - 2) + digits[-2:]
+
+
+def mask_email(value: str) -> str:
+    """``maria.lopez@example.com`` -> ``m***@example.com``."""
+    local, _, domain = value.partition("@")
+    return f"{local[:1]}***@{domain}" if domain else "***"
+
+
+def luhn_valid(digits: str) -> bool:
+    """The Luhn checksum card numbers carry."""
+    total = 0
+    for i, char in enumerate(reversed(digits)):
+        d = int(char)
+        if i % 2 == 1:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def redact_card_numbers(text: str) -> str:
+    """Replace Luhn-valid 13-19 digit runs (spaces or dashes allowed) with a placeholder."""
+
+    def replace(match: re.Match[str]) -> str:
+        digits = re.sub(r"\D", "", match.group(0))
+        if 13 <= len(digits) <= 19 and luhn_valid(digits):
+            return "[card number removed]"
+        return match.group(0)
+
+    return _CARD_CANDIDATE.sub(replace, text)
+
+
+def scrub(text: str) -> str:
+    """Mask card numbers, phone numbers, emails and dates in free text (for logs)."""
+    text = redact_card_numbers(text)
+    text = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
+    text = _DATE.sub("****-**-**", text)
+    return _PHONE.sub(lambda m: mask_phone(m.group(0)), text)
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites each record's message with :func:`scrub` before any handler sees it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        scrubbed = scrub(message)
+        if scrubbed != message:
+            record.msg, record.args = scrubbed, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = scrub(logging.Formatter().formatException(record.exc_info))
+        return True
+
+
+def setup_logging(level: str) -> None:
+    """Configure the root logger with masking on every handler."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # httpx logs every URL at INFO, and Rasa's API takes its token in the query string.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

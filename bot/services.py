@@ -1,0 +1,135 @@
+"""Building the parts from the configuration, once per process, to pass them in explicitly."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from bot.accounts import AccountStore
+from bot.config import Config
+from bot.jobs import Jobs, make_broker
+from bot.pipeline import INBOUND, OUTBOUND, InboundHandler, InboundIntake, OutboundHandler
+from bot.queues import KeyedQueue
+from bot.store import Keys, connect, redis_url
+from channels.base import Channel
+from channels.sandbox import SandboxChannel, SandboxOutbox
+from channels.sms import SmsChannel
+from channels.telegram import TelegramChannel
+from dialogue.rasa_client import RasaClient
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """Everything the gateway and the worker share."""
+
+    config: Config
+    redis: redis.Redis[bytes]
+    keys: Keys
+    accounts: AccountStore
+    channels: dict[str, Channel]
+    outbox: SandboxOutbox
+    inbound: KeyedQueue
+    outbound: KeyedQueue
+    jobs: Jobs
+    intake: InboundIntake
+    _rasa: RasaClient | None = field(default=None, repr=False)
+
+    @property
+    def rasa(self) -> RasaClient:
+        """The Rasa client (created on first use: the gateway rarely needs it)."""
+        if self._rasa is None:
+            self._rasa = RasaClient(
+                self.config.rasa.url, self.config.secrets.rasa_token, timeout=self.config.rasa.timeout_seconds
+            )
+        return self._rasa
+
+    def install_handlers(self) -> None:
+        """Make this process able to run drain jobs (worker processes only)."""
+        ttl = int(self.config.dedupe.window_hours * 3600)
+        self.jobs.handle(
+            INBOUND,
+            InboundHandler(
+                accounts=self.accounts,
+                rasa=self.rasa,
+                outbound=self.outbound,
+                jobs=self.jobs,
+                keys=self.keys,
+                default_language=self.config.accounts.default_language,
+                dedupe_ttl_seconds=ttl,
+            ),
+        )
+        self.jobs.handle(OUTBOUND, OutboundHandler(channels=self.channels, client=self.redis, keys=self.keys))
+
+
+def build_channels(config: Config, outbox: SandboxOutbox) -> dict[str, Channel]:
+    """The enabled channels, live where credentials are set and sandboxed otherwise."""
+    secrets = config.secrets
+    channels: dict[str, Channel] = {}
+    sms = config.channels.sms
+    if sms.enabled:
+        adapter: Channel = SmsChannel(
+            auth_token=secrets.twilio_auth_token or "",
+            account_sid=secrets.twilio_account_sid,
+            from_number=sms.from_number,
+            messaging_service_sid=sms.messaging_service_sid,
+            api_base_url=sms.api_base_url,
+            status_callback_url=f"{config.server.public_url}/webhooks/sms/status",
+        )
+        channels["sms"] = adapter if config.sms_live else SandboxChannel(adapter, outbox)
+    telegram = config.channels.telegram
+    if telegram.enabled:
+        adapter = TelegramChannel(
+            webhook_secret=secrets.telegram_webhook_secret or "",
+            bot_token=secrets.telegram_bot_token,
+            api_base_url=telegram.api_base_url,
+        )
+        channels["telegram"] = adapter if config.telegram_live else SandboxChannel(adapter, outbox)
+    return channels
+
+
+def build_services(config: Config, client: redis.Redis[bytes] | None = None) -> Services:
+    """Wire the parts for one process."""
+    client = client or connect(config)
+    keys = Keys(config.redis.key_prefix)
+    worker = config.worker
+    queue_options: dict[str, Any] = {
+        "max_attempts": worker.max_attempts,
+        "retry_min_seconds": worker.retry_min_seconds,
+        "retry_max_seconds": worker.retry_max_seconds,
+        # Longer than any one Rasa call, so a live drain never loses its lock.
+        "lock_seconds": max(300.0, config.rasa.timeout_seconds * 4),
+    }
+    inbound = KeyedQueue(client, keys.queues, INBOUND, **queue_options)
+    outbound = KeyedQueue(client, keys.queues, OUTBOUND, **queue_options)
+    jobs = Jobs(make_broker(redis_url(config), keys.jobs_namespace), {INBOUND: inbound, OUTBOUND: outbound})
+    outbox = SandboxOutbox(client, keys.sandbox_outbox)
+    return Services(
+        config=config,
+        redis=client,
+        keys=keys,
+        accounts=AccountStore(client, keys),
+        channels=build_channels(config, outbox),
+        outbox=outbox,
+        inbound=inbound,
+        outbound=outbound,
+        jobs=jobs,
+        intake=InboundIntake(
+            queue=inbound, jobs=jobs, keys=keys, dedupe_ttl_seconds=int(config.dedupe.window_hours * 3600)
+        ),
+    )
+
+
+def channel_modes(config: Config) -> dict[str, str]:
+    """``live``, ``sandbox`` or ``disabled`` per channel, for start-up and /healthz."""
+    modes = {}
+    for name, enabled, live in (
+        ("sms", config.channels.sms.enabled, config.sms_live),
+        ("telegram", config.channels.telegram.enabled, config.telegram_live),
+    ):
+        modes[name] = "disabled" if not enabled else ("live" if live else "sandbox")
+    return modes

@@ -1,0 +1,200 @@
+"""The development simulator: write as a debtor, see the bot's replies.
+
+It goes through the real path: the page asks the gateway to build a provider webhook,
+signed exactly as the provider would sign it (with the sandbox's development secret), and
+POSTs it over HTTP to the gateway's own webhook endpoint. Replies appear in the sandbox
+outbox. Only registered when ``simulator.enabled`` and never in production.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Protocol
+from urllib.parse import urlencode
+
+import httpx
+from flask import Blueprint, jsonify, render_template, request
+from flask.typing import ResponseReturnValue
+from twilio.request_validator import RequestValidator
+
+from bot.accounts import Account
+from bot.errors import InvalidRequest, NotFound
+from bot.services import Services, channel_modes
+from channels.telegram import SECRET_HEADER
+
+_STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
+
+
+@dataclass(frozen=True)
+class SimulatedWebhook:
+    """A provider request ready to send."""
+
+    path: str
+    body: bytes
+    headers: dict[str, str]
+    address: str
+
+
+class WebhookPoster(Protocol):
+    """Delivers a simulated webhook to the gateway; returns the HTTP status and body."""
+
+    def post(self, webhook: SimulatedWebhook) -> tuple[int, str]: ...
+
+
+class HttpWebhookPoster:
+    """Posts over HTTP to the gateway itself (its bind address, not the public URL)."""
+
+    def __init__(self, base_url: str, timeout: float = 10.0) -> None:
+        self._base = base_url.rstrip("/")
+        self._timeout = timeout
+
+    def post(self, webhook: SimulatedWebhook) -> tuple[int, str]:
+        answer = httpx.post(
+            f"{self._base}{webhook.path}",
+            content=webhook.body,
+            headers=webhook.headers,
+            timeout=self._timeout,
+        )
+        return answer.status_code, answer.text
+
+
+def simulated_sms(
+    account: Account, text: str, *, public_url: str, auth_token: str, to_number: str
+) -> SimulatedWebhook:
+    """A Twilio inbound-SMS webhook from the account's phone, signed like Twilio signs it."""
+    if not account.phone:
+        raise InvalidRequest(f"account {account.account_id} has no phone number")
+    path = "/webhooks/sms"
+    form = {
+        "MessageSid": f"SM{uuid.uuid4().hex}",
+        "SmsSid": "",
+        "AccountSid": "AC" + "0" * 32,
+        "From": account.phone,
+        "To": to_number,
+        "Body": text,
+        "NumMedia": "0",
+        "NumSegments": "1",
+        "SmsStatus": "received",
+        "ApiVersion": "2010-04-01",
+    }
+    form["SmsSid"] = form["MessageSid"]
+    signature = RequestValidator(auth_token).compute_signature(f"{public_url}{path}", form)
+    return SimulatedWebhook(
+        path=path,
+        body=urlencode(form).encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature},
+        address=account.phone,
+    )
+
+
+def simulated_chat_id(account: Account) -> int:
+    """A stable private-chat id for an account's simulated Telegram user."""
+    return 10**9 + int(hashlib.sha256(account.account_id.encode()).hexdigest()[:8], 16) % 10**9
+
+
+def simulated_telegram(account: Account, text: str, *, update_id: int, secret: str) -> SimulatedWebhook:
+    """A Telegram Update with a private text message, with the webhook secret header."""
+    if not account.telegram:
+        raise InvalidRequest(f"account {account.account_id} has no Telegram handle")
+    chat_id = simulated_chat_id(account)
+    user = {"id": chat_id, "is_bot": False, "first_name": account.first_name, "username": account.telegram}
+    update = {
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id,
+            "date": int(time.time()),
+            "chat": {"id": chat_id, "type": "private", "first_name": account.first_name},
+            "from": user,
+            "text": text,
+        },
+    }
+    return SimulatedWebhook(
+        path="/webhooks/telegram",
+        body=json.dumps(update).encode(),
+        headers={"Content-Type": "application/json", SECRET_HEADER: secret},
+        address=str(chat_id),
+    )
+
+
+def simulator_blueprint(services: Services, poster: WebhookPoster) -> Blueprint:
+    """``/simulator`` (page), ``/simulator/accounts``, ``/simulator/send``, ``/simulator/outbox``."""
+    bp = Blueprint("simulator", __name__, template_folder="templates")
+    config = services.config
+
+    @bp.get("/simulator")
+    def page() -> ResponseReturnValue:
+        return render_template("simulator.html", channels=channel_modes(config))
+
+    @bp.get("/simulator/accounts")
+    def accounts() -> ResponseReturnValue:
+        listing = []
+        for account_id in services.accounts.ids():
+            account = services.accounts.get(account_id)
+            if account is None:
+                continue
+            listing.append(
+                {
+                    "account_id": account.account_id,
+                    "name": f"{account.first_name} {account.last_name}".strip(),
+                    "language": account.language,
+                    "channels": [
+                        c for c, ok in (("sms", account.phone), ("telegram", account.telegram)) if ok
+                    ],
+                }
+            )
+        return jsonify(listing)
+
+    @bp.post("/simulator/send")
+    def send() -> ResponseReturnValue:
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise InvalidRequest("send a JSON object: {account_id, channel, text}")
+        account_id, channel, text = body.get("account_id"), body.get("channel"), body.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidRequest("text: write something to send")
+        if channel not in services.channels:
+            raise InvalidRequest(f"channel: one of {', '.join(sorted(services.channels))}")
+        account = services.accounts.get(str(account_id)) if account_id else None
+        if account is None:
+            raise NotFound(f"account {account_id!r} not found (import accounts first)")
+        secrets = config.secrets
+        if channel == "sms":
+            webhook = simulated_sms(
+                account,
+                text,
+                public_url=config.server.public_url,
+                auth_token=secrets.twilio_auth_token or "",
+                to_number=config.channels.sms.from_number or "",
+            )
+        else:
+            update_id = int(services.redis.incr(f"{services.keys.prefix}:sandbox:telegram:update_id"))
+            webhook = simulated_telegram(
+                account, text, update_id=update_id, secret=secrets.telegram_webhook_secret or ""
+            )
+        status, answer = poster.post(webhook)
+        return jsonify(
+            {"webhook_status": status, "webhook_answer": answer[:500], "address": webhook.address}
+        ), (202 if status == 200 else 502)
+
+    @bp.get("/simulator/outbox")
+    def outbox() -> ResponseReturnValue:
+        after = request.args.get("after") or None
+        if after is not None and not _STREAM_ID.match(after):
+            raise InvalidRequest("after: an outbox entry_id such as 1700000000000-0")
+        limit = request.args.get("limit", "100")
+        if not limit.isdigit() or not 1 <= int(limit) <= 1000:
+            raise InvalidRequest("limit: a whole number from 1 to 1000")
+        entries = services.outbox.read(
+            channel=request.args.get("channel") or None,
+            recipient=request.args.get("recipient") or None,
+            after=after,
+            limit=int(limit),
+        )
+        return jsonify([entry.as_dict() for entry in entries])
+
+    return bp

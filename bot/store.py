@@ -1,0 +1,97 @@
+"""The Redis connection and the names of every key the product writes.
+
+All keys start with ``redis.key_prefix`` (default ``debtbot``); ``docs/architecture.md``
+lists them with what expires and what is kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import redis
+
+from bot.config import Config
+
+
+def redis_url(config: Config) -> str:
+    """``REDIS_URL`` when set, else the embedded server on loopback."""
+    return config.secrets.redis_url or f"redis://127.0.0.1:{config.redis.embedded_port}/0"
+
+
+def connect(config: Config) -> redis.Redis[bytes]:
+    """A client for the product's Redis (bytes in and out; decode at the edges)."""
+    return redis.Redis.from_url(
+        redis_url(config), socket_timeout=10, socket_connect_timeout=5, health_check_interval=30
+    )
+
+
+@dataclass(frozen=True)
+class RedisAddress:
+    """The pieces Rasa's Redis tracker and lock stores take instead of a URL."""
+
+    host: str
+    port: int
+    db: int
+    password: str
+
+
+def redis_address(config: Config) -> RedisAddress:
+    """Split the Redis URL for Rasa's endpoints.yml."""
+    parts = urlsplit(redis_url(config))
+    db = parts.path.lstrip("/") or "0"
+    return RedisAddress(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 6379,
+        db=int(db) if db.isdigit() else 0,
+        password=parts.password or "",
+    )
+
+
+class Keys:
+    """Key names, in one place."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def _k(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    # accounts
+    def account(self, account_id: str) -> str:
+        return self._k("account", account_id)
+
+    @property
+    def account_ids(self) -> str:
+        return self._k("accounts")
+
+    def account_index(self, kind: str, value: str) -> str:
+        return self._k("idx", kind, value)
+
+    # inbound de-duplication
+    def dedupe(self, channel: str, external_id: str) -> str:
+        return self._k("dedupe", channel, external_id)
+
+    # per-key ordered queues (inbound and outbound)
+    @property
+    def queues(self) -> str:
+        return self._k("q")
+
+    # delivery status of each outbound message
+    def delivery(self, outbox_id: str) -> str:
+        return self._k("delivery", outbox_id)
+
+    # sandbox outbox (a stream)
+    @property
+    def sandbox_outbox(self) -> str:
+        return self._k("sandbox", "outbox")
+
+    # worker heartbeats (sorted set: worker id -> unix time)
+    @property
+    def worker_heartbeats(self) -> str:
+        return self._k("workers")
+
+    # the job engine's own keys
+    @property
+    def jobs_namespace(self) -> str:
+        return self._k("jobs")

@@ -1,0 +1,53 @@
+"""Provider webhooks: authenticate, parse, de-duplicate, store, answer fast. No Rasa here."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Request, Response, request
+
+from bot.errors import NotFound
+from bot.services import Services
+from channels.base import WebhookRequest
+
+logger = logging.getLogger(__name__)
+
+
+def webhook_request(req: Request, public_url: str) -> WebhookRequest:
+    """The neutral request, with the URL as the provider called it.
+
+    Providers sign the public URL (``server.public_url`` + path + query string exactly as
+    sent), not what Flask sees behind a proxy, so that is what we rebuild.
+    """
+    raw_uri = req.environ.get("RAW_URI") or req.environ.get("REQUEST_URI")
+    if not raw_uri:
+        query = req.query_string.decode("latin-1")
+        raw_uri = req.path + (f"?{query}" if query else "")
+    return WebhookRequest(
+        method=req.method,
+        url=f"{public_url}{raw_uri}",
+        headers=dict(req.headers.items()),
+        body=req.get_data(cache=True),
+        form={key: req.form.get(key, "") for key in req.form},
+    )
+
+
+def webhooks_blueprint(services: Services) -> Blueprint:
+    """``POST /webhooks/<channel>`` for every enabled channel."""
+    bp = Blueprint("webhooks", __name__)
+    public_url = services.config.server.public_url
+
+    @bp.post("/webhooks/<channel_name>")
+    def receive(channel_name: str) -> Response:
+        channel = services.channels.get(channel_name)
+        if channel is None:
+            raise NotFound(f"no enabled channel called {channel_name!r}")
+        incoming = webhook_request(request, public_url)
+        channel.authenticate(incoming)
+        message = channel.parse(incoming)
+        if message is not None:
+            services.intake.accept(message)
+        ack = channel.ack()
+        return Response(ack.body, status=ack.status, content_type=ack.content_type)
+
+    return bp

@@ -1,0 +1,249 @@
+"""The channel-neutral contract every adapter implements.
+
+An adapter turns a provider's webhook request into an :class:`InboundMessage` (or ``None``
+for events the product ignores), and turns an :class:`OutboundMessage` into a provider call,
+answering with a :class:`DeliveryReceipt`. Adapters never import Flask or Redis code of ours:
+the gateway hands them a neutral :class:`WebhookRequest`.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any
+
+
+class ChannelError(Exception):
+    """Root of every error raised by a channel adapter."""
+
+
+class ChannelAuthError(ChannelError):
+    """A webhook request failed authentication (bad or missing signature / secret)."""
+
+
+class MalformedRequest(ChannelError):
+    """A webhook request was authentic but its body cannot be understood."""
+
+
+class RateLimited(ChannelError):
+    """The provider asked us to slow down; try again after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class DeliveryFailed(ChannelError):
+    """The provider refused a message.
+
+    ``permanent`` failures (bad number, unsubscribed recipient) must not be retried;
+    temporary ones (timeouts, 5xx) may be.
+    """
+
+    def __init__(self, message: str, *, permanent: bool, code: str | None = None) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+        self.code = code
+
+
+class UnsupportedCapability(ChannelError):
+    """The channel cannot do what was asked (e.g. buttons on a channel without them)."""
+
+
+class DeliveryStatus(str, enum.Enum):
+    """Where an outbound message is in its life; ordered so a status never moves backwards."""
+
+    QUEUED = "queued"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """A provider's HTTP request, as the gateway received it.
+
+    ``url`` is the *public* URL the provider called (``server.public_url`` + path + query),
+    which is what providers sign, not the URL the WSGI server saw behind a proxy.
+    """
+
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    body: bytes
+    form: Mapping[str, str] = field(default_factory=dict)
+
+    def header(self, name: str) -> str | None:
+        """Return a header case-insensitively, or ``None``."""
+        lowered = name.lower()
+        for key, value in self.headers.items():
+            if key.lower() == lowered:
+                return value
+        return None
+
+    def json(self) -> Any:
+        """Decode the body as JSON, raising :class:`MalformedRequest` when it is not."""
+        try:
+            return json.loads(self.body.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise MalformedRequest(f"body is not valid JSON: {exc}") from exc
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """One message a person sent us, on any channel.
+
+    ``sender`` is the channel address the reply goes back to (E.164 phone number,
+    Telegram chat id, email address). ``external_id`` is the provider's own id
+    (Twilio ``MessageSid``, Telegram ``update_id``, email ``Message-ID``), used to
+    de-duplicate retried webhooks. ``raw`` keeps the provider payload as received.
+    """
+
+    channel: str
+    external_id: str
+    sender: str
+    text: str
+    recipient: str = ""
+    received_at: datetime = field(default_factory=utcnow)
+    sender_handle: str | None = None
+    thread_id: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        """Serialise for the durable inbound stream."""
+        return json.dumps(
+            {
+                "channel": self.channel,
+                "external_id": self.external_id,
+                "sender": self.sender,
+                "text": self.text,
+                "recipient": self.recipient,
+                "received_at": self.received_at.isoformat(),
+                "sender_handle": self.sender_handle,
+                "thread_id": self.thread_id,
+                "raw": dict(self.raw),
+            },
+            ensure_ascii=False,
+        )
+
+    @classmethod
+    def from_json(cls, data: str) -> InboundMessage:
+        """Inverse of :meth:`to_json`."""
+        obj = json.loads(data)
+        obj["received_at"] = datetime.fromisoformat(obj["received_at"])
+        return cls(**obj)
+
+    def with_text(self, text: str) -> InboundMessage:
+        """A copy with different text (e.g. after redaction)."""
+        return replace(self, text=text)
+
+
+@dataclass(frozen=True)
+class Button:
+    """A choice offered with a message: what the person sees and what it means."""
+
+    title: str
+    payload: str
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """One message we want to send.
+
+    ``outbox_id`` is our own id, stable across retries, so a retry after a timeout can be
+    recognised (and, where the provider allows, never sent twice).
+    """
+
+    outbox_id: str
+    channel: str
+    recipient: str
+    text: str
+    buttons: tuple[Button, ...] = ()
+    conversation_id: str = ""
+    in_reply_to: str | None = None
+    proactive: bool = False
+
+    def to_json(self) -> str:
+        """Serialise for the outbound queue."""
+        return json.dumps(
+            {
+                "outbox_id": self.outbox_id,
+                "channel": self.channel,
+                "recipient": self.recipient,
+                "text": self.text,
+                "buttons": [{"title": b.title, "payload": b.payload} for b in self.buttons],
+                "conversation_id": self.conversation_id,
+                "in_reply_to": self.in_reply_to,
+                "proactive": self.proactive,
+            },
+            ensure_ascii=False,
+        )
+
+    @classmethod
+    def from_json(cls, data: str) -> OutboundMessage:
+        """Inverse of :meth:`to_json`."""
+        obj = json.loads(data)
+        obj["buttons"] = tuple(Button(**b) for b in obj.get("buttons", []))
+        return cls(**obj)
+
+
+@dataclass(frozen=True)
+class DeliveryReceipt:
+    """What the provider said about an outbound message."""
+
+    outbox_id: str
+    channel: str
+    status: DeliveryStatus
+    external_id: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    at: datetime = field(default_factory=utcnow)
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WebhookAck:
+    """The HTTP answer a provider expects once we have accepted its webhook."""
+
+    body: str
+    content_type: str = "application/json"
+    status: int = 200
+
+
+class Channel(ABC):
+    """One messaging channel: authenticate and parse webhooks, send messages.
+
+    ``live`` is ``False`` for a sandboxed channel, which keeps what it would send.
+    """
+
+    name: str
+    live: bool = True
+
+    @abstractmethod
+    def authenticate(self, request: WebhookRequest) -> None:
+        """Raise :class:`ChannelAuthError` unless the request really comes from the provider."""
+
+    @abstractmethod
+    def parse(self, request: WebhookRequest) -> InboundMessage | None:
+        """Turn an authenticated request into a message, or ``None`` for events to ignore.
+
+        Raises :class:`MalformedRequest` for a body that cannot be understood.
+        """
+
+    @abstractmethod
+    def send(self, message: OutboundMessage) -> DeliveryReceipt:
+        """Send one message; raise :class:`RateLimited` or :class:`DeliveryFailed` on failure."""
+
+    def ack(self) -> WebhookAck:
+        """The body a provider expects in answer to an accepted webhook."""
+        return WebhookAck(body='{"ok": true}')

@@ -1,0 +1,99 @@
+"""A small synchronous client for the Rasa server's HTTP API, as the worker uses it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+
+class RasaError(Exception):
+    """Root of the Rasa client's errors."""
+
+
+class RasaUnavailable(RasaError):
+    """Rasa (or the action server behind it) cannot answer now; try again later."""
+
+
+class RasaRejected(RasaError):
+    """Rasa refused the request itself (bad token, bad body): retrying will not help."""
+
+
+@dataclass(frozen=True)
+class BotReply:
+    """One message the bot wants to say."""
+
+    text: str
+    buttons: tuple[tuple[str, str], ...] = ()
+    custom: Mapping[str, Any] = field(default_factory=dict)
+
+
+class RasaClient:
+    """Talks to ``rasa run --enable-api`` with its auth token.
+
+    Messages go through the ``debtbot`` input channel (``dialogue.rasa_connector``), which
+    keeps metadata and reports failures as 503 so callers can retry.
+    """
+
+    def __init__(self, base_url: str, token: str, timeout: float = 30.0) -> None:
+        self._base = base_url.rstrip("/")
+        self._token = token
+        self._client = httpx.Client(timeout=timeout, headers={"Authorization": f"Bearer {token}"})
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self._client.close()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            answer = self._client.request(method, f"{self._base}{path}", **kwargs)
+        except httpx.HTTPError as exc:
+            raise RasaUnavailable(f"Rasa server unreachable: {type(exc).__name__}") from exc
+        # 409: no model loaded yet (the server is starting); 5xx: Rasa or its actions down.
+        if answer.status_code == 409 or answer.status_code >= 500:
+            raise RasaUnavailable(f"Rasa server answered {answer.status_code}")
+        if answer.status_code >= 400:
+            raise RasaRejected(f"Rasa server refused the request: {answer.status_code} {answer.text[:200]}")
+        return answer
+
+    def send_message(
+        self, conversation_id: str, text: str, *, channel: str, metadata: Mapping[str, Any]
+    ) -> list[BotReply]:
+        """Hand one user message to the dialogue and return what the bot says back."""
+        answer = self._request(
+            "POST",
+            "/webhooks/debtbot/webhook",
+            json={
+                "sender": conversation_id,
+                "message": text,
+                "input_channel": channel,
+                "metadata": dict(metadata),
+            },
+        )
+        return [_reply(item) for item in answer.json()]
+
+    def trigger_intent(
+        self, conversation_id: str, intent: str, *, entities: Mapping[str, Any] | None = None
+    ) -> list[BotReply]:
+        """Start or steer a conversation from our side (outreach openers)."""
+        answer = self._request(
+            "POST",
+            f"/conversations/{conversation_id}/trigger_intent",
+            params={"token": self._token, "output_channel": "collector"},
+            json={"name": intent, "entities": dict(entities or {})},
+        )
+        return [_reply(item) for item in answer.json().get("messages", [])]
+
+    def status(self) -> dict[str, Any]:
+        """The server's status (``/status``), which says which model is loaded."""
+        answer = self._request("GET", "/status", params={"token": self._token})
+        result: dict[str, Any] = answer.json()
+        return result
+
+
+def _reply(item: Mapping[str, Any]) -> BotReply:
+    buttons = tuple((str(b.get("title", "")), str(b.get("payload", ""))) for b in item.get("buttons") or [])
+    custom = item.get("custom") or {}
+    return BotReply(text=str(item.get("text") or ""), buttons=buttons, custom=custom)
