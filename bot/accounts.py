@@ -37,7 +37,11 @@ _ACCOUNT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _TELEGRAM = re.compile(r"^@?([A-Za-z][A-Za-z0-9_]{4,31})$")
 _LAST4 = re.compile(r"^\d{4}$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
-_CURRENCIES = frozenset(list_currencies())
+# ISO 4217 codes a debt can be in: the X-codes are metals, fund units and test codes,
+# except the CFA and East Caribbean francs and the CFP franc, which are real money.
+_CURRENCIES = frozenset(
+    c for c in list_currencies() if not c.startswith("X") or c in {"XAF", "XOF", "XCD", "XPF"}
+)
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,9 @@ def busy_ports(config: Config) -> list[str]:
 def child_env(config: Config) -> dict[str, str]:
     """The environment every child gets: one Redis, one token, one config file."""
     address = redis_address(config)
-    project_root = str(config.base_dir)
+    # Rasa imports our input channel and actions by module name; make the code importable
+    # wherever the configuration file lives.
+    project_root = str(Path(__file__).resolve().parent.parent)
     python_path = os.pathsep.join(p for p in (project_root, os.environ.get("PYTHONPATH", "")) if p)
     return {
         **os.environ,

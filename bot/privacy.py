@@ -13,7 +13,11 @@ import re
 _PHONE = re.compile(r"(?<![\w+])\+\d{7,15}\b|\b\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}\b")
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
 _DATE = re.compile(r"\b(19|20)\d{2}-\d{2}-\d{2}\b")
-_CARD_CANDIDATE = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
+# 13-19 digits in one run, or in the groups cards are printed in (4-4-4-x, Amex 4-6-5),
+# separated by spaces or dashes; not part of a longer id such as a stream id "…-0".
+_CARD_CANDIDATE = re.compile(
+    r"(?<![\d-])(?:\d{13,19}|\d{4}([ -])\d{4}\1\d{4}\1\d{1,7}|\d{4}([ -])\d{6}\2\d{5})(?!\d|-\d)"
+)
 
 
 def mask_phone(value: str) -> str:

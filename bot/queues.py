@@ -72,9 +72,10 @@ class Entry:
 
 @dataclass(frozen=True)
 class DrainResult:
-    """What a drain did: how many entries it handled and whether to come back."""
+    """What a drain did: entries handled, entries set aside, and whether to come back."""
 
     handled: int = 0
+    set_aside: int = 0
     busy: bool = False
     retry_in: float | None = None
 
@@ -167,6 +168,10 @@ class KeyedQueue:
         rows = self._redis.xrange(self.stream_key(key), min=start, max="+", count=limit)
         return [Entry(key=key, entry_id=_s(i), payload=_s(f[b"payload"])) for i, f in rows]
 
+    def waiting_failures(self, key: str) -> int:
+        """How many times in a row the head entry of ``key`` was told to wait (dependency down)."""
+        return int(self._redis.get(self._backoff(key)) or 0)
+
     def dead_letters(self, limit: int = 100) -> list[dict[str, str]]:
         """The newest entries that were set aside, newest first."""
         rows = self._redis.xrevrange(self.dead_stream, count=limit)
@@ -182,19 +187,21 @@ class KeyedQueue:
         lock = self._redis.lock(self._lock(key), timeout=self._lock_seconds, blocking=False)
         if not lock.acquire(blocking=False):
             return DrainResult(busy=True)
-        handled = 0
+        handled = set_aside = 0
         try:
             while True:
                 head = self.unhandled(key, limit=1)
                 if not head:
                     if self._finish(key):
-                        return DrainResult(handled=handled)
+                        return DrainResult(handled=handled, set_aside=set_aside)
                     continue
-                entry = head[0]
-                retry_in = self._handle(entry, handler)
-                if retry_in is not None:
-                    return DrainResult(handled=handled, retry_in=retry_in)
-                handled += 1
+                outcome = self._handle(head[0], handler)
+                if isinstance(outcome, float):
+                    return DrainResult(handled=handled, set_aside=set_aside, retry_in=outcome)
+                if outcome == "handled":
+                    handled += 1
+                else:
+                    set_aside += 1
                 lock.reacquire()  # a long queue must not outlive the lock
         finally:
             try:
@@ -202,18 +209,21 @@ class KeyedQueue:
             except LockError:
                 logger.warning("queue %s: drain lock expired while handling %s", self.name, key)
 
-    def _handle(self, entry: Entry, handler: Handler) -> float | None:
+    def _handle(self, entry: Entry, handler: Handler) -> float | str:
+        """Run the handler: ``"handled"``, ``"set_aside"``, or the seconds to wait before retrying."""
         started = time.monotonic()
+        outcome = "handled"
         try:
             handler(entry)
         except RetryLater as exc:
             failures = int(self._redis.incr(self._backoff(entry.key)))
             delay = exc.delay if exc.delay is not None else self.backoff_seconds(failures)
             logger.warning("queue %s: entry %s waits %.1fs (%s)", self.name, entry.entry_id, delay, exc)
-            return delay
+            return float(delay)
         except GiveUp as exc:
             logger.error("queue %s: entry %s set aside: %s", self.name, entry.entry_id, exc)
             self._dead_letter(entry, f"gave up: {exc}")
+            outcome = "set_aside"
         except Exception as exc:
             attempts = int(self._redis.hincrby(self._attempts(entry.key), entry.entry_id, 1))
             if attempts < self._max_attempts:
@@ -226,18 +236,19 @@ class KeyedQueue:
                 "queue %s: entry %s failed %d times; set aside", self.name, entry.entry_id, attempts
             )
             self._dead_letter(entry, f"failed {attempts} times: {type(exc).__name__}: {exc}")
+            outcome = "set_aside"
         self._advance(entry)
         logger.debug(
-            "queue %s: entry %s handled in %.3fs", self.name, entry.entry_id, time.monotonic() - started
+            "queue %s: entry %s %s in %.3fs", self.name, entry.entry_id, outcome, time.monotonic() - started
         )
-        return None
+        return outcome
 
     def _advance(self, entry: Entry) -> None:
         pipe = self._redis.pipeline(transaction=True)
         pipe.set(self._cursor(entry.key), entry.entry_id)
         pipe.delete(self._attempts(entry.key), self._backoff(entry.key))
         # Handled entries are not needed to keep order; keep the stream short.
-        pipe.xtrim(self.stream_key(entry.key), minid=entry.entry_id)
+        pipe.xtrim(self.stream_key(entry.key), minid=entry.entry_id, approximate=False)
         pipe.execute()
 
     def _dead_letter(self, entry: Entry, reason: str) -> None:

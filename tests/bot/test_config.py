@@ -1,0 +1,169 @@
+"""Each kind of configuration mistake stops start-up with one clear message naming the key."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.config import load_config
+from bot.errors import ConfigError
+from tests.conftest import ROOT, TEST_SECRETS, write_config
+
+
+def problems(path: Path, env: dict[str, str] | None = None) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {**TEST_SECRETS, **(env or {})})
+    return str(caught.value)
+
+
+def test_shipped_config_is_valid() -> None:
+    config = load_config(ROOT / "config.yaml", TEST_SECRETS)
+    assert config.environment == "development"
+    assert config.server.public_url == "http://127.0.0.1:8000"
+    assert config.rasa.url.startswith("http://127.0.0.1")
+
+
+def test_every_setting_in_the_shipped_file_is_documented_by_a_comment() -> None:
+    lines = (ROOT / "config.yaml").read_text().splitlines()
+    for number, line in enumerate(lines):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#") or stripped.endswith(":"):
+            continue
+        above = lines[number - 1].strip()
+        same_section_neighbour = above and not above.startswith("#") and not above.endswith(":")
+        assert above.startswith("#") or same_section_neighbour or "#" in line, f"undocumented: {line}"
+
+
+def test_every_setting_of_the_model_appears_in_the_shipped_file() -> None:
+    import yaml
+    from pydantic import BaseModel
+
+    from bot.config import Config
+
+    shipped = yaml.safe_load((ROOT / "config.yaml").read_text())
+
+    def walk(model: type[BaseModel], data: dict[str, object], prefix: str) -> list[str]:
+        missing = []
+        for name, field in model.__fields__.items():
+            if name not in data:
+                missing.append(prefix + name)
+            elif isinstance(field.type_, type) and issubclass(field.type_, BaseModel):
+                missing += walk(field.type_, data[name], f"{prefix}{name}.")  # type: ignore[arg-type]
+        return missing
+
+    assert walk(Config, shipped, "") == []
+
+
+def test_missing_file_names_the_path(tmp_path: Path) -> None:
+    message = problems(tmp_path / "nope.yaml")
+    assert "nope.yaml not found" in message
+
+
+def test_invalid_yaml_gives_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("server:\n  port: 8000\n   host: [\n")
+    assert "not valid YAML at line 3" in problems(path)
+
+
+def test_unknown_key_lists_the_allowed_ones(tmp_path: Path) -> None:
+    path = write_config(tmp_path, {"server": {"prot": 8000}})
+    message = problems(path)
+    assert "server.prot: unknown setting" in message
+    assert "public_url" in message
+
+
+def test_wrong_type_names_key_and_value(tmp_path: Path) -> None:
+    path = write_config(tmp_path, {"server": {"port": "eighty"}})
+    assert "server.port: value is not a valid integer (got 'eighty')" in problems(path)
+
+
+def test_out_of_range_value_says_the_limit(tmp_path: Path) -> None:
+    path = write_config(tmp_path, {"server": {"port": 70000}})
+    assert "server.port: ensure this value is less than or equal to 65535" in problems(path)
+
+
+def test_bad_choice_lists_the_permitted_values(tmp_path: Path) -> None:
+    path = write_config(tmp_path, {"environment": "staging"})
+    message = problems(path)
+    assert "environment:" in message and "'development', 'production'" in message
+
+
+def test_section_given_as_a_scalar_lists_its_settings(tmp_path: Path) -> None:
+    path = write_config(tmp_path, {"worker": 3})
+    assert "worker: must be a section with the settings: processes, threads" in problems(path)
+
+
+def test_bad_url_is_explained(tmp_path: Path) -> None:
+    path = write_config(tmp_path, {"server": {"public_url": "bot.example.com"}})
+    assert "server.public_url: must be an http:// or https:// URL with a host" in problems(path)
+
+
+def test_secret_in_the_file_points_to_the_environment_variable(tmp_path: Path) -> None:
+    path = write_config(tmp_path, {"channels": {"sms": {"auth_token": "abc"}}})
+    assert (
+        "channels.sms.auth_token: secrets are not read from config.yaml; set the environment variable TWILIO_AUTH_TOKEN"
+        in problems(path)
+    )
+
+
+def test_environment_override_is_applied_and_validated(tmp_path: Path) -> None:
+    path = write_config(tmp_path, {})
+    config = load_config(path, {**TEST_SECRETS, "DEBTBOT__SERVER__PORT": "8123"})
+    assert config.server.port == 8123
+    assert "server.port: value is not a valid integer (got 'x')" in problems(
+        path, {"DEBTBOT__SERVER__PORT": "x"}
+    )
+
+
+def test_cross_field_rule_names_both_keys(tmp_path: Path) -> None:
+    path = write_config(tmp_path, {"accounts": {"languages": ["en"], "default_language": "es"}})
+    assert "accounts.default_language: must be one of accounts.languages (en)" in problems(path)
+
+
+def test_half_set_twilio_credentials_are_refused(tmp_path: Path) -> None:
+    path = write_config(tmp_path, {})
+    message = problems(path, {"TWILIO_ACCOUNT_SID": "AC123"})
+    assert "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN: set both" in message
+
+
+def test_production_requires_real_secrets_and_no_sandbox_or_simulator(tmp_path: Path) -> None:
+    path = write_config(tmp_path, {"environment": "production"})
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {})
+    message = str(caught.value)
+    assert "RASA_AUTH_TOKEN: environment variable is required in production" in message
+    assert "DEBTBOT_SECRET_KEY: environment variable is required in production" in message
+    assert "simulator.enabled: must be false when environment is production" in message
+    assert "channels.sms.enabled: SMS cannot be sandboxed in production" in message
+
+
+def test_development_generates_shared_secrets_once(tmp_path: Path) -> None:
+    path = write_config(tmp_path, {})
+    first = load_config(path, {})
+    second = load_config(path, {})
+    assert first.secrets.rasa_token == second.secrets.rasa_token
+    assert len(first.secrets.rasa_token) >= 32
+    assert "RASA_AUTH_TOKEN" in first.secrets.generated
+    assert (tmp_path / "var" / "dev-secrets.json").stat().st_mode & 0o077 == 0
+
+
+def test_channels_are_live_only_with_credentials(tmp_path: Path) -> None:
+    path = write_config(tmp_path, {})
+    sandbox = load_config(path, TEST_SECRETS)
+    live = load_config(path, {**TEST_SECRETS, "TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t"})
+    assert (sandbox.sms_live, live.sms_live) == (False, True)
+
+
+def test_cli_prints_the_problem_without_a_traceback(tmp_path: Path) -> None:
+    path = write_config(tmp_path, {"server": {"port": "eighty"}, "redis": {"key_prefix": "a:b"}})
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "check-config", "--config", str(path)],
+        capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", **TEST_SECRETS}, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "server.port: value is not a valid integer (got 'eighty')" in result.stderr
+    assert "redis.key_prefix:" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,48 @@
+"""No full phone numbers, emails, dates of birth or card numbers in logs."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from bot.privacy import RedactingFilter, luhn_valid, mask_email, mask_phone, redact_card_numbers, scrub
+
+
+def test_mask_phone_keeps_only_the_last_two_digits() -> None:
+    assert mask_phone("+14155550123") == "+*********23"
+
+
+def test_mask_email_keeps_first_letter_and_domain() -> None:
+    assert mask_email("maria.lopez@example.com") == "m***@example.com"
+
+
+@pytest.mark.parametrize(
+    "number", ["4111111111111111", "4111 1111 1111 1111", "5500-0000-0000-0004", "378282246310005"]
+)
+def test_luhn_valid_card_numbers_are_redacted(number: str) -> None:
+    assert redact_card_numbers(f"my card is {number} ok") == "my card is [card number removed] ok"
+
+
+def test_digit_runs_that_fail_luhn_are_kept() -> None:
+    assert not luhn_valid("4111111111111112")
+    assert redact_card_numbers("order 4111111111111112") == "order 4111111111111112"
+
+
+def test_scrub_masks_every_kind_of_personal_data() -> None:
+    text = scrub("from +14155550123 (415-555-0123) maria@example.com born 1984-03-12 card 4111111111111111")
+    for secret in ("4155550123", "415-555-0123", "maria@", "1984-03-12", "4111111111111111"):
+        assert secret not in text
+
+
+def test_redacting_filter_rewrites_log_records(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("test.privacy")
+    logger.addFilter(RedactingFilter())
+    with caplog.at_level(logging.INFO, logger="test.privacy"):
+        logger.info("reply to %s", "+14155550123")
+    assert "+14155550123" not in caplog.text
+    assert "23" in caplog.text
+
+
+def test_stream_ids_and_ports_are_not_mistaken_for_phone_numbers() -> None:
+    assert scrub("entry 1795529999674-0 on port 6390") == "entry 1795529999674-0 on port 6390"

@@ -1,0 +1,83 @@
+"""The Telegram adapter: the secret-token header, and which updates become messages."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from channels.base import ChannelAuthError, MalformedRequest, WebhookRequest
+from channels.telegram import SECRET_HEADER, TelegramChannel
+
+SECRET = "tg-secret_123"
+
+
+def update(**message: Any) -> dict[str, Any]:
+    base = {
+        "message_id": 5,
+        "date": 1700000000,
+        "chat": {"id": 42, "type": "private", "first_name": "Ana"},
+        "from": {"id": 42, "is_bot": False, "first_name": "Ana", "username": "ana_ruiz"},
+        "text": "hola",
+    }
+    return {"update_id": 1001, "message": {**base, **message}}
+
+
+def request(body: Any, secret: str | None = SECRET) -> WebhookRequest:
+    headers = {SECRET_HEADER: secret} if secret is not None else {}
+    return WebhookRequest(
+        "POST", "https://bot.example.com/webhooks/telegram", headers, json.dumps(body).encode()
+    )
+
+
+@pytest.fixture
+def telegram() -> TelegramChannel:
+    return TelegramChannel(webhook_secret=SECRET)
+
+
+def test_private_text_message_is_parsed(telegram: TelegramChannel) -> None:
+    incoming = request(update())
+    telegram.authenticate(incoming)
+    message = telegram.parse(incoming)
+    assert message is not None
+    assert (message.external_id, message.sender, message.text, message.sender_handle) == (
+        "1001",
+        "42",
+        "hola",
+        "ana_ruiz",
+    )
+
+
+@pytest.mark.parametrize("secret", [None, "wrong", SECRET + "x"])
+def test_missing_or_wrong_secret_is_rejected(telegram: TelegramChannel, secret: str | None) -> None:
+    with pytest.raises(ChannelAuthError):
+        telegram.authenticate(request(update(), secret=secret))
+
+
+def test_group_messages_are_ignored(telegram: TelegramChannel) -> None:
+    body = update(chat={"id": -100, "type": "group", "title": "family"})
+    assert telegram.parse(request(body)) is None
+
+
+def test_updates_without_a_message_are_ignored(telegram: TelegramChannel) -> None:
+    assert telegram.parse(request({"update_id": 7, "edited_message": update()["message"]})) is None
+
+
+def test_callback_query_becomes_a_message_with_its_data(telegram: TelegramChannel) -> None:
+    body = {
+        "update_id": 1002,
+        "callback_query": {
+            "id": "cb1", "chat_instance": "x", "data": "/affirm",
+            "from": {"id": 42, "is_bot": False, "first_name": "Ana", "username": "ana_ruiz"},
+            "message": update()["message"],
+        },
+    }  # fmt: skip
+    message = telegram.parse(request(body))
+    assert message is not None and (message.text, message.sender) == ("/affirm", "42")
+
+
+@pytest.mark.parametrize("body", [b"not json", b"[]", b'{"update_id": "x"}'])
+def test_bodies_that_are_not_updates_are_malformed(telegram: TelegramChannel, body: bytes) -> None:
+    with pytest.raises(MalformedRequest):
+        telegram.parse(WebhookRequest("POST", "u", {SECRET_HEADER: SECRET}, body))

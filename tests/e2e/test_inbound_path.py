@@ -1,0 +1,144 @@
+"""The inbound path end to end, on real Redis and a real trained Rasa model and server:
+signed webhook -> de-duplicate -> durable stream -> worker -> Rasa -> render -> sandbox outbox."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import redis
+from flask.testing import FlaskClient
+
+from bot.accounts import AccountStore
+from bot.app import create_app
+from bot.config import Config
+from bot.services import Services, build_services
+from bot.worker import Worker
+from channels.sandbox import OutboxEntry
+from tests.conftest import ROOT, wait_for
+from tests.e2e.conftest import RasaStack
+from tests.helpers import InProcessPoster, signed_sms
+
+pytestmark = pytest.mark.e2e
+
+GREETING_EN = "Hi there, thanks for getting in touch. How are you doing today?"
+GREETING_ES = "¡Hola! Gracias por escribir. ¿Cómo está hoy?"
+BOT_EN = "I'm an automated assistant. If you'd rather talk to a person, just say so."
+WELCOME_EN = "You're welcome."
+
+JAMES = "+12025550143"  # ACC-1002, English
+MARIA = "+13055550191"  # ACC-1001, Spanish
+
+
+@dataclass
+class Product:
+    config: Config
+    services: Services
+    client: FlaskClient
+    worker: Worker | None
+
+    def start_worker(self) -> None:
+        self.worker = Worker(build_services(self.config))
+        self.worker.start()
+
+    def stop_worker(self) -> None:
+        assert self.worker is not None
+        self.worker.stop()
+        self.worker = None
+
+    def sms(self, sender: str, text: str, sid: str) -> int:
+        form = {"MessageSid": sid, "From": sender, "To": "+15005550006", "Body": text}
+        body, headers = signed_sms(
+            form,
+            url=f"{self.config.server.public_url}/webhooks/sms",
+            token=self.config.secrets.twilio_auth_token or "",
+        )
+        return self.client.post("/webhooks/sms", data=body, headers=headers).status_code
+
+    def replies(self, recipient: str) -> list[OutboxEntry]:
+        return self.services.outbox.read(channel="sms", recipient=recipient)
+
+
+@pytest.fixture
+def product(stack_config: Config, rasa_stack: RasaStack, redis_client: redis.Redis) -> Iterator[Product]:
+    services = build_services(stack_config, redis_client)
+    report = AccountStore(redis_client, services.keys).import_csv(
+        (ROOT / "examples" / "accounts.csv").read_text(),
+        languages=["en", "es"], default_language="en", verification_field="date_of_birth",
+    )  # fmt: skip
+    assert not report.errors
+    poster = InProcessPoster()
+    app = create_app(stack_config, services, poster=poster)
+    poster.app = app
+    running = Product(stack_config, services, app.test_client(), None)
+    running.start_worker()
+    yield running
+    if running.worker is not None:
+        running.stop_worker()
+    if not rasa_stack.rasa.alive():
+        rasa_stack.start_rasa()
+
+
+def test_simulated_sms_from_an_imported_account_is_answered_in_the_outbox(product: Product) -> None:
+    page = product.client.get("/simulator").get_data(as_text=True)
+    token = page.split('name="csrf-token" content="')[1].split('"')[0]
+    answer = product.client.post(
+        "/simulator/send",
+        json={"account_id": "ACC-1002", "channel": "sms", "text": "hello"},
+        headers={"X-CSRFToken": token},
+    )
+    assert answer.status_code == 202
+    replies = wait_for(lambda: product.replies(JAMES), timeout=60, what="a reply in the outbox")
+    assert [r.text for r in replies] == [GREETING_EN]
+    assert replies[0].conversation_id == "acct-ACC-1002"
+
+
+def test_the_account_language_chooses_the_reply_language(product: Product) -> None:
+    assert product.sms(MARIA, "buenas tardes", "SM" + "e" * 32) == 200
+    replies = wait_for(lambda: product.replies(MARIA), timeout=60, what="a Spanish reply")
+    assert [r.text for r in replies] == [GREETING_ES]
+
+
+def test_messages_sent_while_rasa_is_down_are_all_answered_in_order_when_it_is_back(
+    product: Product, rasa_stack: RasaStack
+) -> None:
+    rasa_stack.stop_rasa()
+    for n, text in enumerate(["hello", "are you a bot?", "thank you"]):
+        assert product.sms(JAMES, text, f"SM{n:032d}") == 200
+    # The worker keeps trying; nothing is answered and nothing is dropped meanwhile.
+    wait_for(lambda: product.services.inbound.waiting_failures(_key(JAMES)) >= 3, timeout=30, what="retries")
+    assert product.replies(JAMES) == []
+    assert len(product.services.inbound.unhandled(_key(JAMES))) == 3
+    rasa_stack.start_rasa()
+    replies = wait_for(
+        lambda: len(product.replies(JAMES)) >= 3 and product.replies(JAMES), timeout=90, what="three replies"
+    )
+    assert [r.text for r in replies] == [GREETING_EN, BOT_EN, WELCOME_EN]
+    assert product.services.inbound.unhandled(_key(JAMES)) == []
+
+
+def test_messages_sent_while_no_worker_runs_are_answered_when_one_starts(product: Product) -> None:
+    product.stop_worker()
+    assert product.sms(JAMES, "hi", "SM" + "w" * 32) == 200
+    assert product.replies(JAMES) == []
+    product.start_worker()
+    replies = wait_for(lambda: product.replies(JAMES), timeout=60, what="a reply after the worker started")
+    assert [r.text for r in replies] == [GREETING_EN]
+
+
+def test_duplicate_webhook_delivery_produces_one_reply(product: Product) -> None:
+    sid = "SM" + "d" * 32
+    assert product.sms(JAMES, "hello", sid) == 200
+    assert product.sms(JAMES, "hello", sid) == 200  # Twilio retried the same message
+    wait_for(lambda: product.replies(JAMES), timeout=60, what="the reply")
+    assert product.sms(JAMES, "hello", sid) == 200  # and once more after the reply went out
+    product.services.jobs.sweep()
+    wait_for(lambda: not product.services.inbound.pending_keys(), timeout=10, what="queues to empty")
+    assert [r.text for r in product.replies(JAMES)] == [GREETING_EN]
+
+
+def _key(phone: str) -> str:
+    from bot.pipeline import address_key
+
+    return address_key("sms", phone)

@@ -1,0 +1,115 @@
+"""`debtbot run` (what `make run` calls): every process starts, the product answers over real
+HTTP, and one Ctrl-C stops everything without leaving a process behind."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tests.conftest import ROOT, TEST_SECRETS, free_port, wait_for, write_config
+
+pytestmark = pytest.mark.e2e
+
+
+class Output:
+    """Collects a process's output lines in the background."""
+
+    def __init__(self, stream: object) -> None:
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: object) -> None:
+        for line in stream:  # type: ignore[attr-defined]
+            self.lines.append(line)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.lines)
+
+
+def test_run_starts_everything_answers_and_stops_cleanly_on_ctrl_c(
+    tmp_path: Path, trained_model: Path
+) -> None:
+    port = free_port()
+    config = write_config(
+        tmp_path,
+        {
+            "server": {"port": port, "public_url": f"http://127.0.0.1:{port}", "workers": 1, "threads": 4},
+            "rasa": {
+                "url": f"http://127.0.0.1:{free_port()}",
+                "actions_url": f"http://127.0.0.1:{free_port()}",
+            },
+            "redis": {"embedded_port": free_port(), "data_dir": str(tmp_path / "redis")},
+        },
+    )
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"} | TEST_SECRETS
+    run = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "run", "--config", str(config)],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    output = Output(run.stdout)
+    try:
+        wait_for(lambda: "Press Ctrl-C to stop everything." in output.text or run.poll() is not None,
+                 timeout=240, interval=0.5, what="debtbot run to be ready")  # fmt: skip
+        assert run.poll() is None, output.text[-4000:]
+        assert "(unchanged, reused)" in output.text  # the shared model was not retrained
+        assert re.search(r"sms +sandbox \(TWILIO_ACCOUNT_SID", output.text)
+        base = f"http://127.0.0.1:{port}"
+
+        imported = subprocess.run(
+            [sys.executable, "-m", "bot.cli", "accounts", "import", str(ROOT / "examples" / "accounts.csv"),
+             "--config", str(config)],
+            env={**env, "REDIS_URL": _redis_url(config)}, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert imported.returncode == 0, imported.stderr
+
+        health = wait_for(lambda: _healthy(base), timeout=30, what="/healthz to be 200")
+        assert set(health["checks"]) == {"redis", "rasa", "actions", "worker"}
+
+        with httpx.Client(base_url=base, timeout=10) as client:
+            token = client.get("/simulator").text.split('name="csrf-token" content="')[1].split('"')[0]
+            sent = client.post("/simulator/send", json={"account_id": "ACC-1005", "channel": "sms", "text": "hello"},
+                               headers={"X-CSRFToken": token})  # fmt: skip
+            assert sent.status_code == 202, sent.text
+            replies = wait_for(lambda: client.get("/simulator/outbox", params={"recipient": "+14155550132"}).json(),
+                               timeout=60, what="a reply over HTTP")  # fmt: skip
+        assert "How are you doing today?" in replies[0]["text"]
+        assert (tmp_path / "redis" / "appendonly.aof").exists()
+
+        family = psutil.Process(run.pid).children(recursive=True)
+        names = " ".join(" ".join(p.cmdline()) for p in family)
+        for expected in ("redis-server", "dialogue.rasa_server", "rasa_sdk", "bot.cli worker", "gunicorn"):
+            assert expected in names
+        run.send_signal(signal.SIGINT)  # what Ctrl-C does
+        assert run.wait(90) == 0, output.text[-4000:]
+        _, alive = psutil.wait_procs(family, timeout=10)
+        assert alive == [], [p.cmdline() for p in alive]
+        assert "all processes stopped" in output.text
+    finally:
+        if run.poll() is None:
+            run.kill()
+
+
+def _redis_url(config: Path) -> str:
+    import yaml
+
+    port = yaml.safe_load(config.read_text())["redis"]["embedded_port"]
+    return f"redis://127.0.0.1:{port}/0"
+
+
+def _healthy(base: str) -> dict[str, object] | None:
+    try:
+        answer = httpx.get(f"{base}/healthz", timeout=5)
+    except httpx.HTTPError:
+        return None
+    return answer.json() if answer.status_code == 200 else None
