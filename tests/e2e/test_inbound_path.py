@@ -142,3 +142,21 @@ def _key(phone: str) -> str:
     from bot.pipeline import address_key
 
     return address_key("sms", phone)
+
+
+def test_a_message_sent_while_the_action_server_is_down_waits_for_it(
+    product: Product, rasa_stack: RasaStack
+) -> None:
+    rasa_stack.actions.stop()
+    try:
+        # A new conversation needs the custom session-start action (it sets the language);
+        # Rasa alone would skip it and answer in the wrong language.
+        assert product.sms(MARIA, "hello", "SM" + "a" * 32) == 200
+        wait_for(
+            lambda: product.services.inbound.waiting_failures(_key(MARIA)) >= 2, timeout=30, what="retries"
+        )
+        assert product.replies(MARIA) == []
+    finally:
+        rasa_stack.actions.start()
+    replies = wait_for(lambda: product.replies(MARIA), timeout=60, what="the reply once actions are back")
+    assert [r.text for r in replies] == [GREETING_ES]  # the session-start action set the language
