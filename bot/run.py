@@ -35,6 +35,7 @@ def run_all(config: Config) -> int:
     )
     supervisor = Supervisor(process_specs(config, model))
     supervisor.say(f"model {model.name} ({'trained now' if trained else 'unchanged, reused'})")
+    supervisor.say("channels: " + ", ".join(f"{name} {mode}" for name, mode in channel_modes(config).items()))
     install_signal_handlers(supervisor)
     code = 0
     try:
