@@ -12,6 +12,7 @@ import os
 import secrets as secrets_module
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -41,6 +42,13 @@ class _Section(BaseModel):
     class Config:
         extra = Extra.forbid
         allow_mutation = False
+
+
+def _http_url_with_path(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    return value
 
 
 def _http_url(value: str) -> str:
@@ -143,6 +151,124 @@ class AccountsConfig(_Section):
         return value
 
 
+Language = Literal["en", "es"]
+
+
+def _both_languages(value: dict[str, Any]) -> dict[str, Any]:
+    missing = [lang for lang in ("en", "es") if not value.get(lang)]
+    if missing:
+        raise ValueError(f"needs a text for every language (missing: {', '.join(missing)})")
+    return value
+
+
+class CompanyConfig(_Section):
+    """Who the bot speaks for: said honestly to anyone who asks who is writing."""
+
+    name: str = Field(default="Northwind Recoveries Ltd", min_length=1)
+    display_name: str = Field(default="Northwind", min_length=1)
+    phone: str = Field(default="+1 800 555 0199", min_length=5)
+    website: str = "https://northwind.example.com"
+    verify_url: str = "https://northwind.example.com/verify"
+    licence: str = ""
+
+    _check_urls = validator("website", "verify_url", allow_reuse=True)(_http_url_with_path)
+
+
+class ComplianceConfig(_Section):
+    """What every conversation must do, whatever the dialogue says."""
+
+    verification_attempts: int = Field(default=3, ge=1, le=10)
+    mini_miranda: dict[Language, str] = Field(
+        default_factory=lambda: {
+            "en": "This is a communication from a debt collector. This is an attempt to collect a debt, "
+            "and any information obtained will be used for that purpose.",
+            "es": "Esta es una comunicación de un cobrador de deudas. Es un intento de cobrar una deuda, "
+            "y cualquier información obtenida se utilizará con ese fin.",
+        }
+    )
+
+    _check_texts = validator("mini_miranda", allow_reuse=True)(_both_languages)
+
+
+Frequency = Literal["weekly", "fortnightly", "monthly"]
+
+
+class SettlementConfig(_Section):
+    """A one-off settlement for less than the balance; offered once, never below the floor."""
+
+    enabled: StrictBool = True
+    floor_percent: Decimal = Field(default=Decimal(70), gt=0, le=100)
+    offer_percent: Decimal = Field(default=Decimal(85), gt=0, le=100)
+
+    @validator("offer_percent")
+    def _offer_above_floor(cls, value: Decimal, values: dict[str, Any]) -> Decimal:
+        floor = values.get("floor_percent")
+        if floor is not None and value < floor:
+            raise ValueError(f"must be at least plans.settlement.floor_percent ({floor})")
+        return value
+
+
+class PlansConfig(_Section):
+    """Payment-plan policy: every plan the bot proposes or accepts stays inside it."""
+
+    min_instalment: Decimal = Field(default=Decimal(10), gt=0)
+    max_term_months: int = Field(default=24, ge=1, le=120)
+    frequencies: list[Frequency] = Field(
+        default_factory=lambda: ["weekly", "fortnightly", "monthly"], min_items=1
+    )
+    first_payment_within_days: int = Field(default=14, ge=0, le=90)
+    down_payment_percent: Decimal = Field(default=Decimal(0), ge=0, lt=100)
+    settlement: SettlementConfig = Field(default_factory=SettlementConfig)
+    payment_link_template: str = "https://pay.example.com/{account_id}/{plan_id}"
+    webhook_url: str | None = None
+
+    @validator("payment_link_template")
+    def _template_has_plan(cls, value: str) -> str:
+        if "{plan_id}" not in value:
+            raise ValueError("must contain {plan_id} (and may contain {account_id}, {amount}, {currency})")
+        try:
+            value.format(account_id="A", plan_id="P", amount="1", currency="USD")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"only {{account_id}}, {{plan_id}}, {{amount}}, {{currency}} may be used ({exc})"
+            ) from exc
+        return value
+
+    _check_webhook = validator("webhook_url", allow_reuse=True)(
+        lambda value: None if value is None else _http_url_with_path(value)
+    )
+
+
+class Resource(_Section):
+    name: str = Field(min_length=1)
+    contact: str = Field(min_length=1)
+
+
+class ResourcesConfig(_Section):
+    """Free, independent money-help services the bot points people to, per language."""
+
+    en: list[Resource] = Field(
+        default_factory=lambda: [
+            Resource(name="National Foundation for Credit Counseling", contact="nfcc.org or 1-800-388-2227"),
+            Resource(name="211 (local help with bills, food and housing)", contact="call or text 211"),
+        ],
+        min_items=1,
+    )
+    es: list[Resource] = Field(
+        default_factory=lambda: [
+            Resource(
+                name="National Foundation for Credit Counseling (en español)",
+                contact="nfcc.org/espanol o 1-800-682-9832",
+            ),
+            Resource(
+                name="211 (ayuda local con facturas, comida y vivienda)",
+                contact="llame o envíe un mensaje al 211",
+            ),
+        ],
+        min_items=1,
+    )
+
+
 class SimulatorConfig(_Section):
     enabled: StrictBool = True
 
@@ -177,6 +303,10 @@ class Config(_Section):
     dedupe: DedupeConfig = Field(default_factory=DedupeConfig)
     channels: ChannelsConfig = Field(default_factory=ChannelsConfig)
     accounts: AccountsConfig = Field(default_factory=AccountsConfig)
+    company: CompanyConfig = Field(default_factory=CompanyConfig)
+    compliance: ComplianceConfig = Field(default_factory=ComplianceConfig)
+    plans: PlansConfig = Field(default_factory=PlansConfig)
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     simulator: SimulatorConfig = Field(default_factory=SimulatorConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 

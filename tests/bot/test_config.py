@@ -26,15 +26,22 @@ def test_shipped_config_is_valid() -> None:
     assert config.rasa.url.startswith("http://127.0.0.1")
 
 
-def test_every_setting_in_the_shipped_file_is_documented_by_a_comment() -> None:
+def test_every_section_and_setting_in_the_shipped_file_has_a_comment() -> None:
+    """Each setting directly under a section is explained by a comment above it (a comment may
+    cover a group of adjacent settings); deeper values are explained by their parent's comment."""
     lines = (ROOT / "config.yaml").read_text().splitlines()
+
+    def indent(line: str) -> int:
+        return len(line) - len(line.lstrip())
+
     for number, line in enumerate(lines):
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#") or stripped.endswith(":"):
+        if indent(line) != 2 or line.strip().startswith(("#", "-")) or "#" in line or line.endswith(":"):
             continue
-        above = lines[number - 1].strip()
-        same_section_neighbour = above and not above.startswith("#") and not above.endswith(":")
-        assert above.startswith("#") or same_section_neighbour or "#" in line, f"undocumented: {line}"
+        above = number - 1
+        while above >= 0 and (indent(lines[above]) > 2 or not lines[above].strip().startswith("#")):
+            if indent(lines[above]) < 2 and lines[above].strip():
+                raise AssertionError(f"undocumented setting: {line.strip()}")
+            above -= 1
 
 
 def test_every_setting_of_the_model_appears_in_the_shipped_file() -> None:
@@ -51,7 +58,9 @@ def test_every_setting_of_the_model_appears_in_the_shipped_file() -> None:
             if name not in data:
                 missing.append(prefix + name)
             elif isinstance(field.type_, type) and issubclass(field.type_, BaseModel):
-                missing += walk(field.type_, data[name], f"{prefix}{name}.")  # type: ignore[arg-type]
+                values = data[name] if isinstance(data[name], list) else [data[name]]
+                for value in values:  # a list of sections: each item must be complete
+                    missing += walk(field.type_, value, f"{prefix}{name}.")  # type: ignore[arg-type]
         return missing
 
     assert walk(Config, shipped, "") == []
@@ -167,3 +176,20 @@ def test_cli_prints_the_problem_without_a_traceback(tmp_path: Path) -> None:
     assert "server.port: value is not a valid integer (got 'eighty')" in result.stderr
     assert "redis.key_prefix:" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_plan_policy_mistakes_name_the_key(tmp_path: Path) -> None:
+    path = write_config(
+        tmp_path,
+        {"plans": {"frequencies": ["daily"], "settlement": {"floor_percent": 80, "offer_percent": 60},
+                   "payment_link_template": "https://pay.example.com/{account}"}},
+    )  # fmt: skip
+    message = problems(path)
+    assert "plans.frequencies.0: unexpected value; permitted: 'weekly', 'fortnightly', 'monthly'" in message
+    assert "plans.settlement.offer_percent: must be at least plans.settlement.floor_percent (80)" in message
+    assert "plans.payment_link_template: must contain {plan_id}" in message
+
+
+def test_texts_must_exist_in_every_language(tmp_path: Path) -> None:
+    path = write_config(tmp_path, {"compliance": {"mini_miranda": {"en": "From a debt collector."}}})
+    assert "compliance.mini_miranda: needs a text for every language (missing: es)" in problems(path)
