@@ -288,6 +288,7 @@ class Secrets:
     twilio_auth_token: str | None
     telegram_bot_token: str | None
     telegram_webhook_secret: str | None
+    plans_webhook_secret: str | None = None
     #: Secrets made up for development (names of the environment variables they stand for).
     generated: tuple[str, ...] = ()
 
@@ -535,6 +536,11 @@ def _load_secrets(config: Config, env: Mapping[str, str]) -> tuple[Secrets, list
         twilio_auth_token=twilio_token or _development_secret(config, "TWILIO_AUTH_TOKEN"),
         telegram_bot_token=tg_token,
         telegram_webhook_secret=tg_secret or _development_secret(config, "TELEGRAM_WEBHOOK_SECRET"),
+        plans_webhook_secret=(
+            required("PLANS_WEBHOOK_SECRET", "it signs plan.created events (plans.webhook_url is set)")
+            if config.plans.webhook_url
+            else get("PLANS_WEBHOOK_SECRET")
+        ),
         generated=tuple(generated),
     )
     return secrets, problems

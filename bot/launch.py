@@ -59,7 +59,6 @@ def child_env(config: Config) -> dict[str, str]:
         "DEBTBOT_REDIS_PASSWORD": address.password,
         "DEBTBOT_REDIS_PREFIX": config.redis.key_prefix,
         "DEBTBOT_ACTIONS_URL": config.rasa.actions_url,
-        "SANIC_HOST": _port_of(config.rasa.actions_url)[0],
         "PYTHONPATH": python_path,
         "PYTHONUNBUFFERED": "1",
         "RASA_TELEMETRY_ENABLED": "false",
@@ -147,10 +146,9 @@ def rasa_spec(config: Config, env: dict[str, str], model: Path) -> ProcessSpec:
 
 
 def actions_spec(config: Config, env: dict[str, str]) -> ProcessSpec:
-    _, port = _port_of(config.rasa.actions_url)
     return ProcessSpec(
         name="actions",
-        argv=[sys.executable, "-m", "rasa_sdk", "--actions", "dialogue.actions", "--port", str(port)],
+        argv=[sys.executable, "-m", "bot.action_server"],
         env=env,
         cwd=config.base_dir,
         stop_timeout=10,

@@ -113,6 +113,8 @@ class InboundHandler:
             "account_id": account.account_id if account else None,
             "language": account.language if account else self.default_language,
             "external_id": message.external_id,
+            # The actions need the address to honour "wrong number" and "stop" for it.
+            "address": message.sender,
         }
         try:
             replies = self.rasa.send_message(

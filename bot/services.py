@@ -10,6 +10,7 @@ import redis
 
 from bot.accounts import AccountStore
 from bot.config import Config
+from bot.creditor_events import WEBHOOKS, CreditorEvents, WebhookSender
 from bot.jobs import Jobs, make_broker
 from bot.pipeline import INBOUND, OUTBOUND, InboundHandler, InboundIntake, OutboundHandler
 from bot.queues import KeyedQueue
@@ -35,8 +36,10 @@ class Services:
     outbox: SandboxOutbox
     inbound: KeyedQueue
     outbound: KeyedQueue
+    webhooks: KeyedQueue
     jobs: Jobs
     intake: InboundIntake
+    events: CreditorEvents
     _rasa: RasaClient | None = field(default=None, repr=False)
 
     @property
@@ -64,6 +67,9 @@ class Services:
             ),
         )
         self.jobs.handle(OUTBOUND, OutboundHandler(channels=self.channels, client=self.redis, keys=self.keys))
+        url, secret = self.config.plans.webhook_url, self.config.secrets.plans_webhook_secret
+        if url and secret:
+            self.jobs.handle(WEBHOOKS, WebhookSender(url, secret))
 
 
 def build_channels(config: Config, outbox: SandboxOutbox) -> dict[str, Channel]:
@@ -106,7 +112,11 @@ def build_services(config: Config, client: redis.Redis[bytes] | None = None) -> 
     }
     inbound = KeyedQueue(client, keys.queues, INBOUND, **queue_options)
     outbound = KeyedQueue(client, keys.queues, OUTBOUND, **queue_options)
-    jobs = Jobs(make_broker(redis_url(config), keys.jobs_namespace), {INBOUND: inbound, OUTBOUND: outbound})
+    webhooks = KeyedQueue(client, keys.queues, WEBHOOKS, **queue_options)
+    jobs = Jobs(
+        make_broker(redis_url(config), keys.jobs_namespace),
+        {INBOUND: inbound, OUTBOUND: outbound, WEBHOOKS: webhooks},
+    )
     outbox = SandboxOutbox(client, keys.sandbox_outbox)
     return Services(
         config=config,
@@ -117,10 +127,12 @@ def build_services(config: Config, client: redis.Redis[bytes] | None = None) -> 
         outbox=outbox,
         inbound=inbound,
         outbound=outbound,
+        webhooks=webhooks,
         jobs=jobs,
         intake=InboundIntake(
             queue=inbound, jobs=jobs, keys=keys, dedupe_ttl_seconds=int(config.dedupe.window_hours * 3600)
         ),
+        events=CreditorEvents(client, keys, webhooks, jobs, webhook_url=config.plans.webhook_url),
     )
 
 

@@ -6,6 +6,7 @@ lists them with what expires and what is kept.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -66,7 +67,8 @@ class Keys:
         return self._k("accounts")
 
     def account_index(self, kind: str, value: str) -> str:
-        return self._k("idx", kind, value)
+        # Hashed: key names (visible in MONITOR, SLOWLOG, key scans) carry no phone or email.
+        return self._k("idx", kind, hashlib.sha256(value.encode()).hexdigest()[:32])
 
     # inbound de-duplication
     def dedupe(self, channel: str, external_id: str) -> str:
@@ -76,6 +78,37 @@ class Keys:
     @property
     def queues(self) -> str:
         return self._k("q")
+
+    # state the dialogue records on an account: preferences (pref:*) and pauses (pause:*)
+    def account_state(self, account_id: str) -> str:
+        return self._k("account", account_id, "state")
+
+    def account_plans(self, account_id: str) -> str:
+        return self._k("account", account_id, "plans")
+
+    def plan(self, plan_id: str) -> str:
+        return self._k("plan", plan_id)
+
+    # per address (hashed): opted_out, wrong_party, unreachable
+    def address_status(self, address_hash: str) -> str:
+        return self._k("address", address_hash)
+
+    # conversations waiting for an agent (stream) and each conversation's flags (hash)
+    @property
+    def agent_queue(self) -> str:
+        return self._k("agents", "queue")
+
+    def conversation_flags(self, conversation_id: str) -> str:
+        return self._k("conversation", conversation_id, "flags")
+
+    @property
+    def callbacks(self) -> str:
+        return self._k("callbacks")
+
+    # events for the creditor's system (append-only stream)
+    @property
+    def events(self) -> str:
+        return self._k("events")
 
     # delivery status of each outbound message
     def delivery(self, outbox_id: str) -> str:

@@ -1,5 +1,55 @@
-"""Custom actions served by ``rasa run actions`` (the action server loads this package)."""
+"""Custom actions served by the action server (``python -m bot.action_server``)."""
 
+from dialogue.actions.fallback import ActionDefaultAskAffirmation
+from dialogue.actions.plans import (
+    ActionAcceptSettlement,
+    ActionAskPlanOffer,
+    ActionCreatePlan,
+    ActionPayInFull,
+    ValidatePaymentPlanForm,
+)
+from dialogue.actions.preferences import (
+    ActionChangeChannel,
+    ActionChangeLanguage,
+    ActionOptOut,
+    ActionSetContactTime,
+    ActionWrongPerson,
+)
 from dialogue.actions.session import ActionSessionStart
+from dialogue.actions.support import (
+    ActionFlagHardship,
+    ActionHandoff,
+    ActionRecordCallback,
+    ActionRecordDispute,
+    ActionRecordPaymentClaim,
+    ActionShareResources,
+    ValidateAlreadyPaidForm,
+    ValidateCallbackForm,
+)
+from dialogue.actions.verification import ActionDisclose, ActionRememberRequest, ValidateVerifyForm
 
-__all__ = ["ActionSessionStart"]
+__all__ = [
+    "ActionAcceptSettlement",
+    "ActionAskPlanOffer",
+    "ActionChangeChannel",
+    "ActionChangeLanguage",
+    "ActionCreatePlan",
+    "ActionDefaultAskAffirmation",
+    "ActionDisclose",
+    "ActionFlagHardship",
+    "ActionHandoff",
+    "ActionOptOut",
+    "ActionPayInFull",
+    "ActionRecordCallback",
+    "ActionRecordDispute",
+    "ActionRecordPaymentClaim",
+    "ActionRememberRequest",
+    "ActionSessionStart",
+    "ActionSetContactTime",
+    "ActionShareResources",
+    "ActionWrongPerson",
+    "ValidateAlreadyPaidForm",
+    "ValidateCallbackForm",
+    "ValidatePaymentPlanForm",
+    "ValidateVerifyForm",
+]

@@ -88,7 +88,13 @@ def test_run_starts_everything_answers_and_stops_cleanly_on_ctrl_c(
 
         family = psutil.Process(run.pid).children(recursive=True)
         names = " ".join(" ".join(p.cmdline()) for p in family)
-        for expected in ("redis-server", "dialogue.rasa_server", "rasa_sdk", "bot.cli worker", "gunicorn"):
+        for expected in (
+            "redis-server",
+            "dialogue.rasa_server",
+            "bot.action_server",
+            "bot.cli worker",
+            "gunicorn",
+        ):
             assert expected in names
         run.send_signal(signal.SIGINT)  # what Ctrl-C does
         assert run.wait(90) == 0, output.text[-4000:]

@@ -1,0 +1,215 @@
+"""The dialogue's backend on Redis: accounts, verification, flags, preferences, plans.
+
+The action server installs it (``bot.action_server``); the actions only see the interface
+in ``dialogue.backend``. Everything an action records lands here, where agents, outreach
+and the compliance gate read it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+import uuid
+from datetime import date, datetime, timezone
+from decimal import Decimal
+
+import redis
+
+from bot.accounts import AccountStore
+from bot.config import Config
+from bot.creditor_events import CreditorEvents
+from bot.store import Keys
+from dialogue.backend import AccountView, BackendError, CreatedPlan, DialogueSettings, Resource
+from dialogue.parsing import parse_birth_date
+from dialogue.plans import Plan, Settlement
+
+#: Reasons that stop collection messages until an agent clears them.
+PAUSE_REASONS = ("dispute", "payment_claimed", "bankruptcy", "attorney", "deceased", "breathing_space")
+
+
+def address_hash(channel: str, address: str) -> str:
+    """Addresses in key names are hashed: the key space carries no phone numbers or emails."""
+    return hashlib.sha256(f"{channel}:{address.strip().lower()}".encode()).hexdigest()[:32]
+
+
+def settings_from_config(config: Config) -> DialogueSettings:
+    """What the dialogue reads from ``config.yaml``."""
+    plans = config.plans
+    settlement = plans.settlement
+    return DialogueSettings(
+        company_name=config.company.name,
+        company_display_name=config.company.display_name,
+        company_phone=config.company.phone,
+        company_website=config.company.website,
+        company_verify_url=config.company.verify_url,
+        company_licence=config.company.licence,
+        verification_field=config.accounts.verification_field,
+        verification_attempts=config.compliance.verification_attempts,
+        mini_miranda={language: text for language, text in config.compliance.mini_miranda.items()},
+        resources={
+            "en": tuple(Resource(r.name, r.contact) for r in config.resources.en),
+            "es": tuple(Resource(r.name, r.contact) for r in config.resources.es),
+        },
+        min_instalment=plans.min_instalment,
+        max_term_months=plans.max_term_months,
+        frequencies=tuple(plans.frequencies),
+        first_payment_within_days=plans.first_payment_within_days,
+        down_payment_percent=plans.down_payment_percent,
+        settlement_floor_percent=settlement.floor_percent if settlement.enabled else None,
+        settlement_offer_percent=settlement.offer_percent if settlement.enabled else None,
+    )
+
+
+def _digits(text: str) -> str:
+    return re.sub(r"\D", "", text)
+
+
+class RedisDialogueBackend:
+    """:class:`dialogue.backend.DialogueBackend` on the product's Redis."""
+
+    def __init__(self, config: Config, client: redis.Redis[bytes], events: CreditorEvents) -> None:
+        self._config = config
+        self._redis = client
+        self._keys = Keys(config.redis.key_prefix)
+        self._accounts = AccountStore(client, self._keys)
+        self._settings = settings_from_config(config)
+        self._events = events
+
+    def settings(self) -> DialogueSettings:
+        return self._settings
+
+    def account(self, account_id: str) -> AccountView | None:
+        try:
+            account = self._accounts.get(account_id)
+        except redis.RedisError as exc:
+            raise BackendError(f"accounts unavailable: {exc}") from exc
+        if account is None:
+            return None
+        language = self._redis.hget(self._keys.account_state(account_id), "pref:language")
+        return AccountView(
+            account_id=account.account_id,
+            first_name=account.first_name,
+            balance=account.balance,
+            currency=account.currency,
+            creditor=account.creditor,
+            language=language.decode() if language else account.language,
+            country=account.country,
+        )
+
+    def verify(self, account_id: str, answer: str, *, today: date) -> bool:
+        account = self._accounts.get(account_id)
+        if account is None:
+            return False
+        field = self._settings.verification_field
+        if field == "date_of_birth":
+            if account.date_of_birth is None:
+                return False
+            return any(parse_birth_date(answer, lang) == account.date_of_birth for lang in ("en", "es"))
+        if field == "postal_code":
+            expected = re.sub(r"\s", "", (account.postal_code or "").upper())
+            return bool(expected) and expected in re.sub(r"\s", "", answer.upper())
+        expected = account.account_last4 or ""
+        return (
+            bool(expected) and _digits(answer)[-4:] == expected and len(_digits(answer)) in (4, len(expected))
+        )
+
+    def flag_for_agent(
+        self, account_id: str | None, conversation_id: str, reason: str, detail: str = ""
+    ) -> None:
+        now = time.time()
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.xadd(
+            self._keys.agent_queue,
+            {"conversation_id": conversation_id, "account_id": account_id or "", "reason": reason,
+             "detail": detail[:500], "at": str(now)},
+            maxlen=100_000, approximate=True,
+        )  # fmt: skip
+        pipe.hset(self._keys.conversation_flags(conversation_id), reason, str(now))
+        pipe.execute()
+
+    def mark_wrong_party(self, account_id: str | None, channel: str, address: str) -> None:
+        if not address:
+            return
+        self._redis.hset(
+            self._keys.address_status(address_hash(channel, address)),
+            mapping={"wrong_party": str(time.time()), "account_id": account_id or ""},
+        )
+
+    def opt_out(self, account_id: str | None, channel: str, address: str) -> None:
+        if not address:
+            return
+        self._redis.hset(
+            self._keys.address_status(address_hash(channel, address)),
+            mapping={"opted_out": str(time.time()), "account_id": account_id or ""},
+        )
+
+    def set_preference(self, account_id: str, name: str, value: str) -> None:
+        if name not in ("channel", "language", "contact_window"):
+            raise BackendError(f"unknown preference {name!r}")
+        self._redis.hset(self._keys.account_state(account_id), f"pref:{name}", value)
+
+    def pause_collection(self, account_id: str, reason: str, detail: str = "") -> None:
+        if reason not in PAUSE_REASONS:
+            raise BackendError(f"unknown pause reason {reason!r}")
+        self._redis.hset(
+            self._keys.account_state(account_id),
+            f"pause:{reason}",
+            json.dumps({"at": datetime.now(timezone.utc).isoformat(), "detail": detail[:500]}),
+        )
+
+    def record_callback(self, account_id: str | None, conversation_id: str, when: str, how: str) -> None:
+        self._redis.xadd(
+            self._keys.callbacks,
+            {"conversation_id": conversation_id, "account_id": account_id or "", "when": when[:200],
+             "how": how, "at": str(time.time())},
+            maxlen=100_000, approximate=True,
+        )  # fmt: skip
+
+    def create_plan(
+        self, account_id: str, conversation_id: str, plan: Plan | Settlement, *, kind: str = "plan"
+    ) -> CreatedPlan:
+        plan_id = uuid.uuid4().hex[:16]
+        if isinstance(plan, Plan):
+            amount, currency = plan.instalments[0].amount, plan.currency
+            data = {
+                "kind": kind,
+                "currency": plan.currency,
+                "balance": str(plan.balance),
+                "total": str(plan.total),
+                "frequency": plan.frequency.value,
+                "instalments": [
+                    {"due": i.due.isoformat(), "amount": str(i.amount), "down_payment": i.is_down_payment}
+                    for i in plan.instalments
+                ],
+            }
+        else:
+            amount, currency = plan.amount, plan.currency
+            data = {
+                "kind": kind,
+                "currency": plan.currency,
+                "total": str(plan.amount),
+                "percent": str(plan.percent),
+            }
+        link = self._config.plans.payment_link_template.format(
+            account_id=account_id, plan_id=plan_id, amount=_plain(amount), currency=currency
+        )
+        record = {
+            **data,
+            "plan_id": plan_id,
+            "account_id": account_id,
+            "conversation_id": conversation_id,
+            "payment_link": link,
+            "created_at": datetime.now(timezone.utc).isoformat(),
+        }
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.set(self._keys.plan(plan_id), json.dumps(record))
+        pipe.rpush(self._keys.account_plans(account_id), plan_id)
+        pipe.execute()
+        self._events.announce("plan.created", record)
+        return CreatedPlan(plan_id=plan_id, payment_link=link)
+
+
+def _plain(amount: Decimal) -> str:
+    return format(amount, "f")

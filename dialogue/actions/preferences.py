@@ -1,0 +1,181 @@
+"""The person decides how we reach them: wrong person, opt-out, channel, language, hours."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from dialogue.actions.common import LANGUAGES, backend, entity, latest_text, who
+from dialogue.parsing import ContactWindow, parse_contact_window
+
+#: Words for channels, in both languages, and the channel each means.
+CHANNEL_WORDS = {
+    "email": "email", "e-mail": "email", "mail": "email", "correo": "email", "correo electrónico": "email",
+    "text": "sms", "texts": "sms", "sms": "sms", "message": "sms", "mensaje": "sms", "mensajes": "sms",
+    "telegram": "telegram",
+}  # fmt: skip
+#: Channels the product can use; other wishes (e.g. WhatsApp) are answered honestly.
+SUPPORTED_CHANNELS = ("sms", "email", "telegram")
+LANGUAGE_WORDS = {
+    "english": "en", "inglés": "en", "ingles": "en",
+    "spanish": "es", "español": "es", "espanol": "es", "castellano": "es",
+}  # fmt: skip
+
+
+def channel_from(text: str, hint: str | None) -> str | None:
+    """The channel someone asks for, from the entity or the words of the message."""
+    for candidate in (hint, text):
+        lowered = (candidate or "").lower()
+        for word, channel in sorted(CHANNEL_WORDS.items(), key=lambda item: -len(item[0])):
+            if word in lowered:
+                return channel
+    return None
+
+
+def language_from(text: str, hint: str | None) -> str | None:
+    """The language someone asks for, from the entity or the words of the message."""
+    for candidate in (hint, text):
+        lowered = (candidate or "").lower()
+        for word, language in LANGUAGE_WORDS.items():
+            if word in lowered:
+                return language
+    return None
+
+
+class ActionWrongPerson(Action):
+    """Marks the address as not reaching the account holder: never contacted about it again."""
+
+    def name(self) -> str:
+        return "action_wrong_person"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        identity = who(tracker)
+        backend().mark_wrong_party(identity.account_id, identity.channel, identity.address)
+        return [SlotSet("verified", False)]
+
+
+class ActionOptOut(Action):
+    """No more messages on this channel; the one confirmation is the rule's response."""
+
+    def name(self) -> str:
+        return "action_opt_out"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        identity = who(tracker)
+        backend().opt_out(identity.account_id, identity.channel, identity.address)
+        return []
+
+
+class ActionChangeChannel(Action):
+    """Stores the preferred channel and confirms it (or says honestly what is possible)."""
+
+    def name(self) -> str:
+        return "action_change_channel"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        identity = who(tracker)
+        wanted = channel_from(latest_text(tracker), entity(tracker, "channel"))
+        if wanted is None:
+            dispatcher.utter_message(response="utter_ask_which_channel")
+            return []
+        if identity.account_id:
+            backend().set_preference(identity.account_id, "channel", wanted)
+        dispatcher.utter_message(response="utter_channel_changed", channel_name=wanted)
+        return []
+
+
+class ActionChangeLanguage(Action):
+    """Switches the conversation's language and remembers it on the account; the rule's
+    confirmation that follows is then already in the new language."""
+
+    def name(self) -> str:
+        return "action_change_language"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        identity = who(tracker)
+        wanted = language_from(latest_text(tracker), entity(tracker, "language"))
+        if wanted is None or wanted not in LANGUAGES:
+            # "¿Habla español?" without a clear language word: switch to the other one.
+            wanted = "es" if identity.language == "en" else "en"
+        if identity.account_id:
+            backend().set_preference(identity.account_id, "language", wanted)
+        return [SlotSet("language", wanted)]
+
+
+WEEKDAYS = {
+    "en": ("Mondays", "Tuesdays", "Wednesdays", "Thursdays", "Fridays", "Saturdays", "Sundays"),
+    "es": (
+        "los lunes",
+        "los martes",
+        "los miércoles",
+        "los jueves",
+        "los viernes",
+        "los sábados",
+        "los domingos",
+    ),
+}
+
+
+def describe_window(window: ContactWindow, language: str) -> str:
+    """A contact window in plain words, e.g. "after 18:00, not on Sundays"."""
+    spanish = language == "es"
+    parts = []
+    if window.after and window.before:
+        parts.append(f"entre las {window.after:%H:%M} y las {window.before:%H:%M}" if spanish
+                     else f"between {window.after:%H:%M} and {window.before:%H:%M}")  # fmt: skip
+    elif window.after:
+        parts.append(f"después de las {window.after:%H:%M}" if spanish else f"after {window.after:%H:%M}")
+    elif window.before:
+        parts.append(f"antes de las {window.before:%H:%M}" if spanish else f"before {window.before:%H:%M}")
+    if window.weekdays_only:
+        parts.append("solo entre semana" if spanish else "on weekdays only")
+    for day in sorted(window.excluded_weekdays):
+        name = WEEKDAYS["es" if spanish else "en"][day]
+        parts.append(f"{name} no" if spanish else f"not on {name}")
+    return ", ".join(parts)
+
+
+def window_json(window: ContactWindow) -> str:
+    """The window as stored on the account (read by the outreach scheduler)."""
+    return json.dumps(
+        {
+            "after": window.after.isoformat() if window.after else None,
+            "before": window.before.isoformat() if window.before else None,
+            "excluded_weekdays": sorted(window.excluded_weekdays),
+            "weekdays_only": window.weekdays_only,
+        }
+    )
+
+
+class ActionSetContactTime(Action):
+    """Stores when the person prefers to be contacted, and confirms it in plain words."""
+
+    def name(self) -> str:
+        return "action_set_contact_time"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        identity = who(tracker)
+        window = parse_contact_window(latest_text(tracker))
+        if window is None:
+            dispatcher.utter_message(response="utter_ask_contact_time")
+            return []
+        if identity.account_id:
+            backend().set_preference(identity.account_id, "contact_window", window_json(window))
+        dispatcher.utter_message(
+            response="utter_contact_time_set", window=describe_window(window, identity.language)
+        )
+        return []

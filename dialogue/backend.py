@@ -1,0 +1,133 @@
+"""What the custom actions need from the rest of the product, as a small interface.
+
+The action server runs the actions in ``dialogue/actions``; they may not import ``bot``
+(dialogue code stays independent of the app). ``bot.dialogue_backend`` implements this
+interface on Redis and the configuration, and ``bot.action_server`` installs it with
+:func:`set_backend` before the action server starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Protocol
+
+from dialogue.plans import Plan, Settlement
+
+
+class BackendError(Exception):
+    """Root of the errors a backend raises (e.g. storage unreachable)."""
+
+
+@dataclass(frozen=True)
+class AccountView:
+    """What the dialogue may know of an account. Only said after verification."""
+
+    account_id: str
+    first_name: str
+    balance: Decimal
+    currency: str
+    creditor: str
+    language: str
+    country: str | None = None
+
+
+@dataclass(frozen=True)
+class Resource:
+    name: str
+    contact: str
+
+
+@dataclass(frozen=True)
+class DialogueSettings:
+    """Configuration the dialogue reads (from ``config.yaml``)."""
+
+    company_name: str
+    company_display_name: str
+    company_phone: str
+    company_website: str
+    company_verify_url: str
+    company_licence: str
+    verification_field: str
+    verification_attempts: int
+    mini_miranda: dict[str, str]
+    resources: dict[str, tuple[Resource, ...]]
+    min_instalment: Decimal
+    max_term_months: int
+    frequencies: tuple[str, ...]
+    first_payment_within_days: int
+    down_payment_percent: Decimal = Decimal(0)
+    settlement_floor_percent: Decimal | None = None
+    settlement_offer_percent: Decimal | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CreatedPlan:
+    """A stored plan and the link the person pays with."""
+
+    plan_id: str
+    payment_link: str
+
+
+class DialogueBackend(Protocol):
+    """Reads accounts and records what conversations decide. Every method may raise BackendError."""
+
+    def settings(self) -> DialogueSettings: ...
+
+    def account(self, account_id: str) -> AccountView | None: ...
+
+    def verify(self, account_id: str, answer: str, *, today: date) -> bool:
+        """Does ``answer`` match the account's configured verification field?"""
+        ...
+
+    def flag_for_agent(
+        self, account_id: str | None, conversation_id: str, reason: str, detail: str = ""
+    ) -> None:
+        """Put the conversation in the agents' queue with a reason."""
+        ...
+
+    def mark_wrong_party(self, account_id: str | None, channel: str, address: str) -> None:
+        """This address does not reach the account holder: never contact it again."""
+        ...
+
+    def opt_out(self, account_id: str | None, channel: str, address: str) -> None:
+        """The person asked for no more messages on this channel."""
+        ...
+
+    def set_preference(self, account_id: str, name: str, value: str) -> None:
+        """Store a preference (``channel``, ``language``, ``contact_window``) on the account."""
+        ...
+
+    def pause_collection(self, account_id: str, reason: str, detail: str = "") -> None:
+        """Stop collection messages until an agent clears the reason (dispute, payment claim...)."""
+        ...
+
+    def record_callback(self, account_id: str | None, conversation_id: str, when: str, how: str) -> None:
+        """A request for a person to call back (phone or video) at a preferred time."""
+        ...
+
+    def create_plan(
+        self, account_id: str, conversation_id: str, plan: Plan | Settlement, *, kind: str = "plan"
+    ) -> CreatedPlan:
+        """Store an agreed plan (or settlement), build its payment link and announce it to the creditor."""
+        ...
+
+
+_backend: DialogueBackend | None = None
+
+
+def set_backend(backend: DialogueBackend) -> None:
+    """Install the backend the actions use (once, at action-server start)."""
+    global _backend
+    _backend = backend
+
+
+def get_backend() -> DialogueBackend:
+    """The installed backend; raises BackendError when the action server was started without one."""
+    if _backend is None:
+        raise BackendError(
+            "no dialogue backend installed: start the action server with `python -m bot.action_server`"
+        )
+    return _backend
