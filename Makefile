@@ -10,12 +10,12 @@ RASA := cd rasa_project && RASA_TELEMETRY_ENABLED=false TF_CPP_MIN_LOG_LEVEL=2 .
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test lint typecheck unit rasa-validate rasa-test-stories model install clean
+.PHONY: run test lint typecheck unit rasa-validate rasa-test-stories eval nlu-floor model install clean
 
 run: $(STAMP)
 	$(BIN)/debtbot run
 
-test: lint typecheck rasa-validate unit rasa-test-stories
+test: lint typecheck rasa-validate unit rasa-test-stories nlu-floor
 
 install: $(STAMP)
 
@@ -47,6 +47,17 @@ unit: $(STAMP) model
 rasa-test-stories: $(STAMP)
 	model=$$($(BIN)/debtbot train --print-path) && $(RASA) test core --stories tests --model "$$model" \
 		--fail-on-prediction-errors --out ../var/rasa-results
+
+# Held-out NLU evaluation: per-intent and macro F1 per language; fails below the bars.
+eval: $(STAMP)
+	model=$$($(BIN)/debtbot train --print-path) && \
+		RASA_TELEMETRY_ENABLED=false TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m bot.evaluate --model "$$model" --tests rasa_project/tests
+
+# In `make test`: the same evaluation, failing only on a clear regression (see README).
+nlu-floor: $(STAMP)
+	model=$$($(BIN)/debtbot train --print-path) && \
+		RASA_TELEMETRY_ENABLED=false TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m bot.evaluate --model "$$model" \
+		--tests rasa_project/tests --fail-below 0.85
 
 clean:
 	rm -rf $(VENV) var models .mypy_cache .ruff_cache .pytest_cache

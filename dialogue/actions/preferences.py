@@ -17,9 +17,18 @@ CHANNEL_WORDS = {
     "email": "email", "e-mail": "email", "mail": "email", "correo": "email", "correo electrónico": "email",
     "text": "sms", "texts": "sms", "sms": "sms", "message": "sms", "mensaje": "sms", "mensajes": "sms",
     "telegram": "telegram",
+    "whatsapp": "whatsapp", "wasap": "whatsapp", "facebook": "facebook", "messenger": "facebook",
 }  # fmt: skip
 #: Channels the product can use; other wishes (e.g. WhatsApp) are answered honestly.
 SUPPORTED_CHANNELS = ("sms", "email", "telegram")
+#: How each channel is named to the person (English, Spanish).
+CHANNEL_NAMES: dict[str, tuple[str, str]] = {
+    "sms": ("text message", "mensaje de texto"),
+    "email": ("email", "correo electrónico"),
+    "telegram": ("Telegram", "Telegram"),
+    "whatsapp": ("WhatsApp", "WhatsApp"),
+    "facebook": ("Facebook Messenger", "Facebook Messenger"),
+}
 LANGUAGE_WORDS = {
     "english": "en", "inglés": "en", "ingles": "en",
     "spanish": "es", "español": "es", "espanol": "es", "castellano": "es",
@@ -88,9 +97,16 @@ class ActionChangeChannel(Action):
         if wanted is None:
             dispatcher.utter_message(response="utter_ask_which_channel")
             return []
+        if wanted not in SUPPORTED_CHANNELS:
+            name = CHANNEL_NAMES[wanted][1 if identity.language == "es" else 0]
+            dispatcher.utter_message(response="utter_channel_not_available", channel_name=name)
+            return []
         if identity.account_id:
             backend().set_preference(identity.account_id, "channel", wanted)
-        dispatcher.utter_message(response="utter_channel_changed", channel_name=wanted)
+        dispatcher.utter_message(
+            response="utter_channel_changed",
+            channel_name=CHANNEL_NAMES[wanted][1 if identity.language == "es" else 0],
+        )
         return []
 
 

@@ -24,7 +24,7 @@ def test_fingerprint_changes_with_training_data_only(project: Path) -> None:
     (project / "tests" / "test_stories.yml").write_text("version: '3.1'\nstories: []\n")
     (project / "endpoints.yml").write_text("# runtime settings are not training data\n")
     assert training_fingerprint(project) == before
-    nlu = project / "data" / "nlu.yml"
+    nlu = project / "data" / "nlu" / "en.yml"
     nlu.write_text(nlu.read_text() + "      - hey you\n")
     assert training_fingerprint(project) != before
 

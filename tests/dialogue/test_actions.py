@@ -290,3 +290,13 @@ def test_contact_time_is_stored_and_read_back(store: RecordingBackend) -> None:
                                                           ("option two", 3, 1), ("one hundred a month", 3, None), ("2 a week", 3, None)])  # fmt: skip
 def test_a_listed_option_is_picked_by_number_or_ordinal(text: str, count: int, expected: int | None) -> None:
     assert chosen_option(text, count) == expected
+
+
+def test_a_channel_the_product_cannot_use_is_answered_honestly(store: RecordingBackend) -> None:
+    messages, _ = run(
+        ActionChangeChannel(), tracker("can we do this on whatsapp", intent="change_channel", language="es")
+    )
+    assert store.called("set_preference") == []
+    assert (
+        messages[0]["response"] == "utter_channel_not_available" and messages[0]["channel_name"] == "WhatsApp"
+    )

@@ -22,9 +22,10 @@ from tests.helpers import InProcessPoster, signed_sms
 
 pytestmark = pytest.mark.e2e
 
-GREETING_EN = "Hi there, thanks for getting in touch. How are you doing today?"
-GREETING_ES = "¡Hola! Gracias por escribir. ¿Cómo está hoy?"
-BOT_EN = "I'm an automated assistant. If you'd rather talk to a person, just say so."
+# Known accounts are greeted by first name (set by the custom session-start action).
+GREETING_EN = "Hi James, thanks for getting in touch. How are you doing today?"
+GREETING_ES = "¡Hola, Maria! Gracias por escribir. ¿Cómo está hoy?"
+BOT_EN = "I'm an automated assistant for Northwind Recoveries Ltd. If you'd rather talk to a person at any point, just say so."
 WELCOME_EN = "You're welcome."
 
 JAMES = "+12025550143"  # ACC-1002, English

@@ -70,7 +70,7 @@ def test_debtor_writes_in_the_simulator_and_sees_the_reply(gateway_url: str) -> 
             page.click("#send")
             page.wait_for_selector(".msg.bot", timeout=60_000)
             bubbles = page.locator(".msg").all_inner_texts()
-            assert bubbles == ["hola", "¡Hola! Gracias por escribir. ¿Cómo está hoy?"]
+            assert bubbles == ["hola", "¡Hola, Lucía! Gracias por escribir. ¿Cómo está hoy?"]
             assert "webhook accepted (HTTP 200)" in page.inner_text("#status")
         finally:
             browser.close()
