@@ -122,6 +122,25 @@ def import_accounts(csv_file: Path, config_path: str | None) -> None:
     sys.exit(1 if report.errors else 0)
 
 
+@main.command("open")
+@click.argument("account_id")
+@click.option("--channel", default="sms", show_default=True, help="the channel to open the conversation on")
+@config_option
+def open_conversation(account_id: str, channel: str, config_path: str | None) -> None:
+    """Send the outreach opener to one account (the worker delivers it)."""
+    from bot.opener import send_opener
+    from bot.services import build_services
+    from dialogue.rasa_client import RasaError
+
+    config = _load(config_path)
+    try:
+        messages = send_opener(build_services(config), account_id, channel)
+    except (BotError, RasaError) as exc:
+        click.echo(f"debtbot: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"opener queued for {account_id} on {channel} ({len(messages)} message(s))")
+
+
 @main.command("check-config")
 @config_option
 def check_config(config_path: str | None) -> None:

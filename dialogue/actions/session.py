@@ -30,6 +30,11 @@ def slots_from_metadata(metadata: dict[str, Any] | None) -> list[EventType]:
     return events
 
 
+def account_id_from_conversation(conversation_id: str) -> str | None:
+    """The account of a conversation named ``acct-<account id>`` (see bot.pipeline)."""
+    return conversation_id[len("acct-") :] or None if conversation_id.startswith("acct-") else None
+
+
 def company_slots(settings: DialogueSettings) -> list[EventType]:
     """Company details and the verification field, for the responses that mention them."""
     return [
@@ -64,10 +69,14 @@ class ActionSessionStart(Action):
         events += slots_from_metadata(metadata)
         store = backend()
         events += company_slots(store.settings())
-        account_id = metadata.get("account_id")
+        # An opener started by us (trigger_intent) carries no metadata: the conversation id
+        # of a known account says who it is ("acct-<account id>").
+        account_id = metadata.get("account_id") or account_id_from_conversation(tracker.sender_id)
         account = store.account(str(account_id)) if account_id else None
         events.append(SlotSet("account_known", account is not None))
         if account is not None:
             events.append(SlotSet("first_name", account.first_name))
+            if not metadata.get("language"):
+                events.append(SlotSet("language", account.language))
         events.append(ActionExecuted("action_listen"))
         return events

@@ -117,7 +117,9 @@ def test_session_start_fills_identity_company_and_account_slots(store: Recording
 
 
 def test_session_start_for_an_unknown_address_knows_no_account(store: RecordingBackend) -> None:
-    t = tracker(session_started_metadata={"channel": "sms"})
+    t = Tracker(
+        "anon-sms.1f2e", {"session_started_metadata": {"channel": "sms"}}, {}, [], False, None, {}, None
+    )
     _, events = run(ActionSessionStart(), t, {})
     assert slot_events(events)["account_known"] is False
 
@@ -300,3 +302,21 @@ def test_a_channel_the_product_cannot_use_is_answered_honestly(store: RecordingB
     assert (
         messages[0]["response"] == "utter_channel_not_available" and messages[0]["channel_name"] == "WhatsApp"
     )
+
+
+def test_an_opener_without_metadata_finds_the_account_from_the_conversation_id(
+    store: RecordingBackend,
+) -> None:
+    t = Tracker(
+        "acct-ACC-1",
+        {},
+        {"text": "", "intent": {}, "entities": [], "metadata": {}},
+        [],
+        False,
+        None,
+        {},
+        None,
+    )
+    _, events = run(ActionSessionStart(), t, {})
+    slots = slot_events(events)
+    assert (slots["account_known"], slots["first_name"], slots["language"]) == (True, "Maria", "es")

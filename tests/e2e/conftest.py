@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import redis
+from flask.testing import FlaskClient
 
+from bot.accounts import AccountStore
+from bot.app import create_app
 from bot.config import Config, load_config
 from bot.launch import actions_ready, actions_spec, child_env, rasa_ready, rasa_spec
+from bot.services import Services, build_services
 from bot.supervisor import ManagedProcess
-from tests.conftest import TEST_SECRETS, free_port, wait_for, write_config
+from bot.worker import Worker
+from channels.sandbox import OutboxEntry
+from tests.conftest import ROOT, TEST_SECRETS, free_port, wait_for, write_config
+from tests.helpers import InProcessPoster, signed_sms
 
 
 class RasaStack:
@@ -70,3 +79,52 @@ def rasa_stack(
         raise AssertionError("Rasa did not start; its output:\n" + log.read_text()[-5000:]) from None
     yield stack
     stack.stop()
+
+
+@dataclass
+class Product:
+    config: Config
+    services: Services
+    client: FlaskClient
+    worker: Worker | None
+
+    def start_worker(self) -> None:
+        self.worker = Worker(build_services(self.config))
+        self.worker.start()
+
+    def stop_worker(self) -> None:
+        assert self.worker is not None
+        self.worker.stop()
+        self.worker = None
+
+    def sms(self, sender: str, text: str, sid: str) -> int:
+        form = {"MessageSid": sid, "From": sender, "To": "+15005550006", "Body": text}
+        body, headers = signed_sms(
+            form,
+            url=f"{self.config.server.public_url}/webhooks/sms",
+            token=self.config.secrets.twilio_auth_token or "",
+        )
+        return self.client.post("/webhooks/sms", data=body, headers=headers).status_code
+
+    def replies(self, recipient: str) -> list[OutboxEntry]:
+        return self.services.outbox.read(channel="sms", recipient=recipient)
+
+
+@pytest.fixture
+def product(stack_config: Config, rasa_stack: RasaStack, redis_client: redis.Redis) -> Iterator[Product]:
+    services = build_services(stack_config, redis_client)
+    report = AccountStore(redis_client, services.keys).import_csv(
+        (ROOT / "examples" / "accounts.csv").read_text(),
+        languages=["en", "es"], default_language="en", verification_field="date_of_birth",
+    )  # fmt: skip
+    assert not report.errors
+    poster = InProcessPoster()
+    app = create_app(stack_config, services, poster=poster)
+    poster.app = app
+    running = Product(stack_config, services, app.test_client(), None)
+    running.start_worker()
+    yield running
+    if running.worker is not None:
+        running.stop_worker()
+    if not rasa_stack.rasa.alive():
+        rasa_stack.start_rasa()

@@ -3,22 +3,10 @@ signed webhook -> de-duplicate -> durable stream -> worker -> Rasa -> render -> 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
-
 import pytest
-import redis
-from flask.testing import FlaskClient
 
-from bot.accounts import AccountStore
-from bot.app import create_app
-from bot.config import Config
-from bot.services import Services, build_services
-from bot.worker import Worker
-from channels.sandbox import OutboxEntry
-from tests.conftest import ROOT, wait_for
-from tests.e2e.conftest import RasaStack
-from tests.helpers import InProcessPoster, signed_sms
+from tests.conftest import wait_for
+from tests.e2e.conftest import Product, RasaStack
 
 pytestmark = pytest.mark.e2e
 
@@ -30,55 +18,6 @@ WELCOME_EN = "You're welcome."
 
 JAMES = "+12025550143"  # ACC-1002, English
 MARIA = "+13055550191"  # ACC-1001, Spanish
-
-
-@dataclass
-class Product:
-    config: Config
-    services: Services
-    client: FlaskClient
-    worker: Worker | None
-
-    def start_worker(self) -> None:
-        self.worker = Worker(build_services(self.config))
-        self.worker.start()
-
-    def stop_worker(self) -> None:
-        assert self.worker is not None
-        self.worker.stop()
-        self.worker = None
-
-    def sms(self, sender: str, text: str, sid: str) -> int:
-        form = {"MessageSid": sid, "From": sender, "To": "+15005550006", "Body": text}
-        body, headers = signed_sms(
-            form,
-            url=f"{self.config.server.public_url}/webhooks/sms",
-            token=self.config.secrets.twilio_auth_token or "",
-        )
-        return self.client.post("/webhooks/sms", data=body, headers=headers).status_code
-
-    def replies(self, recipient: str) -> list[OutboxEntry]:
-        return self.services.outbox.read(channel="sms", recipient=recipient)
-
-
-@pytest.fixture
-def product(stack_config: Config, rasa_stack: RasaStack, redis_client: redis.Redis) -> Iterator[Product]:
-    services = build_services(stack_config, redis_client)
-    report = AccountStore(redis_client, services.keys).import_csv(
-        (ROOT / "examples" / "accounts.csv").read_text(),
-        languages=["en", "es"], default_language="en", verification_field="date_of_birth",
-    )  # fmt: skip
-    assert not report.errors
-    poster = InProcessPoster()
-    app = create_app(stack_config, services, poster=poster)
-    poster.app = app
-    running = Product(stack_config, services, app.test_client(), None)
-    running.start_worker()
-    yield running
-    if running.worker is not None:
-        running.stop_worker()
-    if not rasa_stack.rasa.alive():
-        rasa_stack.start_rasa()
 
 
 def test_simulated_sms_from_an_imported_account_is_answered_in_the_outbox(product: Product) -> None:

@@ -1,0 +1,50 @@
+"""Opening a conversation ourselves: the outreach opener, through Rasa's trigger_intent.
+
+The opener greets the person by first name, says who is writing in neutral words, asks how
+they are, and says nothing about a debt (the dialogue's ``utter_opener``). It is sent like any
+reply: through the outbound queue of the chosen channel, in order, with retries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import replace
+
+from bot.errors import InvalidRequest, NotFound
+from bot.pipeline import enqueue_outbound
+from bot.render import render_replies
+from bot.services import Services
+from channels.base import OutboundMessage
+
+OPENER_INTENT = "EXTERNAL_opener"
+
+
+def opener_address(services: Services, account_id: str, channel: str) -> str:
+    """Where the opener goes on ``channel``; raises when the account cannot be reached there."""
+    account = services.accounts.get(account_id)
+    if account is None:
+        raise NotFound(f"account {account_id} not found")
+    if channel not in services.channels:
+        raise InvalidRequest(
+            f"channel: {channel!r} is not enabled (enabled: {', '.join(sorted(services.channels))})"
+        )
+    if channel == "sms" and account.phone:
+        return account.phone
+    raise InvalidRequest(f"account {account_id} cannot be reached on {channel} yet")
+
+
+def send_opener(services: Services, account_id: str, channel: str) -> list[OutboundMessage]:
+    """Start the conversation with ``account_id`` on ``channel``; return what was queued."""
+    address = opener_address(services, account_id, channel)
+    conversation_id = f"acct-{account_id}"
+    replies = services.rasa.trigger_intent(conversation_id, OPENER_INTENT, entities={"channel": channel})
+    # Each opener is its own event: ids from the account and the moment, not from a message.
+    source = hashlib.sha256(f"opener:{account_id}:{channel}:{time.time_ns()}".encode()).hexdigest()
+    rendered = render_replies(
+        replies, channel=channel, recipient=address, conversation_id=conversation_id, source=source
+    )
+    messages = [replace(message, proactive=True) for message in rendered]
+    ttl = int(services.config.dedupe.window_hours * 3600)
+    enqueue_outbound(services.outbound, services.jobs, services.keys, messages, ttl)
+    return messages

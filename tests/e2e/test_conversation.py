@@ -1,0 +1,70 @@
+"""A whole conversation on the real stack (Rasa server, action server, worker, Redis), by SMS:
+the outreach opener, how are you, the identity check, the disclosure, an offer, the read-back,
+yes, and a created plan with its payment link and plan.created event."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from bot.opener import send_opener
+from channels.sandbox import OutboxEntry
+from tests.conftest import wait_for
+from tests.e2e.conftest import Product
+
+pytestmark = pytest.mark.e2e
+
+JAMES = "+12025550143"  # ACC-1002: born 1979-11-02, owes $389.99 to Capitol Mobile
+DEBT_WORDS = ("debt", "owe", "balance", "389", "Capitol", "collect")
+
+
+def say(product: Product, text: str, sid: str, already: int) -> list[OutboxEntry]:
+    """James writes; return the bot's new replies once they stop coming."""
+    assert product.sms(JAMES, text, sid) == 200
+    wait_for(lambda: len(product.replies(JAMES)) > already, timeout=60, what=f"a reply to {text!r}")
+    count = -1
+    while count != len(product.replies(JAMES)):  # a reply can be several messages: let them all land
+        count = len(product.replies(JAMES))
+        time.sleep(0.7)
+    return product.replies(JAMES)[already:]
+
+
+def test_from_the_opener_to_a_created_plan_by_sms(product: Product) -> None:
+    send_opener(product.services, "ACC-1002", "sms")
+    [opener] = wait_for(lambda: product.replies(JAMES), timeout=60, what="the opener")
+    assert opener.text.startswith("Hi James, this is Northwind.")
+    assert "How are you" in opener.text
+    assert not any(word.lower() in opener.text.lower() for word in DEBT_WORDS)
+
+    replies = say(product, "good thanks", "SM" + "1" * 32, 1)
+    texts = [r.text for r in replies]
+    assert texts[0] == "Glad to hear it."
+    assert "date of birth" in texts[-1]
+    assert not any(word.lower() in " ".join(texts).lower() for word in DEBT_WORDS)
+
+    replies = say(product, "2 November 1979", "SM" + "2" * 32, 1 + len(replies))
+    texts = [r.text for r in replies]
+    assert texts[0] == "Thank you, that's confirmed."
+    assert texts[1].startswith("This is a communication from a debt collector.")
+    assert texts[2] == "Your account with Capitol Mobile has $389.99 outstanding."
+    assert "1. Pay in full" in texts[3] and "2. A payment plan" in texts[3]
+
+    before = len(product.replies(JAMES))
+    replies = say(product, "I can do 50 a month", "SM" + "3" * 32, before)
+    texts = [r.text for r in replies]
+    assert texts[0].startswith("Here's the plan: 7 payments of $50.00 every month")
+    assert "$389.99 in total" in texts[0]
+    assert texts[-1].startswith("Shall I set that up for you?")
+    assert product.services.redis.llen("debtbot:account:ACC-1002:plans") == 0  # nothing before a yes
+
+    before = len(product.replies(JAMES))
+    replies = say(product, "yes", "SM" + "4" * 32, before)
+    assert replies[0].text.startswith("All set, thank you.")
+    [plan_id] = [p.decode() for p in product.services.redis.lrange("debtbot:account:ACC-1002:plans", 0, -1)]
+    assert f"https://pay.example.com/ACC-1002/{plan_id}" in replies[0].text
+    plan = json.loads(product.services.redis.get(f"debtbot:plan:{plan_id}"))  # type: ignore[arg-type]
+    assert plan["total"] == "389.99" and plan["frequency"] == "monthly" and len(plan["instalments"]) == 8
+    [(_, event)] = product.services.redis.xrange("debtbot:events")
+    assert event[b"type"] == b"plan.created"
