@@ -1,6 +1,7 @@
 """Custom actions served by the action server (``python -m bot.action_server``)."""
 
 from dialogue.actions.fallback import ActionDefaultAskAffirmation
+from dialogue.actions.language import ActionSetLanguage
 from dialogue.actions.plans import (
     ActionAcceptSettlement,
     ActionAskPlanOffer,
@@ -46,6 +47,7 @@ __all__ = [
     "ActionRememberRequest",
     "ActionSessionStart",
     "ActionSetContactTime",
+    "ActionSetLanguage",
     "ActionShareResources",
     "ActionWrongPerson",
     "ValidateAlreadyPaidForm",

@@ -320,3 +320,12 @@ def test_an_opener_without_metadata_finds_the_account_from_the_conversation_id(
     _, events = run(ActionSessionStart(), t, {})
     slots = slot_events(events)
     assert (slots["account_known"], slots["first_name"], slots["language"]) == (True, "Maria", "es")
+
+
+def test_a_message_clearly_in_the_other_language_switches_the_replies(store: RecordingBackend) -> None:
+    from dialogue.actions.language import ActionSetLanguage
+
+    _, events = run(ActionSetLanguage(), tracker("hola, cuánto debo?", intent="ask_balance", language="en"))
+    assert slot_events(events) == {"language": "es"}
+    _, events = run(ActionSetLanguage(), tracker("ok", intent="affirm", language="en"))
+    assert events == []

@@ -100,3 +100,9 @@ def test_a_message_sent_while_the_action_server_is_down_waits_for_it(
         rasa_stack.actions.start()
     replies = wait_for(lambda: product.replies(MARIA), timeout=60, what="the reply once actions are back")
     assert [r.text for r in replies] == [GREETING_ES]  # the session-start action set the language
+
+
+def test_an_english_account_writing_in_spanish_is_answered_in_spanish(product: Product) -> None:
+    assert product.sms(JAMES, "hola buenas tardes, cómo están?", "SM" + "f" * 32) == 200
+    replies = wait_for(lambda: product.replies(JAMES), timeout=60, what="a reply")
+    assert [r.text for r in replies] == ["¡Hola, James! Gracias por escribir. ¿Cómo está hoy?"]
