@@ -7,7 +7,6 @@ and the compliance gate read it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import time
@@ -18,6 +17,8 @@ from decimal import Decimal
 import redis
 
 from bot.accounts import AccountStore
+from bot.addresses import AddressBook
+from bot.agent_queue import AgentQueue
 from bot.config import Config
 from bot.creditor_events import CreditorEvents
 from bot.store import Keys
@@ -27,11 +28,6 @@ from dialogue.plans import Plan, Settlement
 
 #: Reasons that stop collection messages until an agent clears them.
 PAUSE_REASONS = ("dispute", "payment_claimed", "bankruptcy", "attorney", "deceased", "breathing_space")
-
-
-def address_hash(channel: str, address: str) -> str:
-    """Addresses in key names are hashed: the key space carries no phone numbers or emails."""
-    return hashlib.sha256(f"{channel}:{address.strip().lower()}".encode()).hexdigest()[:32]
 
 
 def settings_from_config(config: Config) -> DialogueSettings:
@@ -74,6 +70,8 @@ class RedisDialogueBackend:
         self._redis = client
         self._keys = Keys(config.redis.key_prefix)
         self._accounts = AccountStore(client, self._keys)
+        self._addresses = AddressBook(client, self._keys)
+        self._agents = AgentQueue(client, self._keys)
         self._settings = settings_from_config(config)
         self._events = events
 
@@ -118,32 +116,13 @@ class RedisDialogueBackend:
     def flag_for_agent(
         self, account_id: str | None, conversation_id: str, reason: str, detail: str = ""
     ) -> None:
-        now = time.time()
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.xadd(
-            self._keys.agent_queue,
-            {"conversation_id": conversation_id, "account_id": account_id or "", "reason": reason,
-             "detail": detail[:500], "at": str(now)},
-            maxlen=100_000, approximate=True,
-        )  # fmt: skip
-        pipe.hset(self._keys.conversation_flags(conversation_id), reason, str(now))
-        pipe.execute()
+        self._agents.flag(conversation_id, reason, account_id=account_id, detail=detail)
 
     def mark_wrong_party(self, account_id: str | None, channel: str, address: str) -> None:
-        if not address:
-            return
-        self._redis.hset(
-            self._keys.address_status(address_hash(channel, address)),
-            mapping={"wrong_party": str(time.time()), "account_id": account_id or ""},
-        )
+        self._addresses.mark_wrong_party(channel, address, account_id)
 
     def opt_out(self, account_id: str | None, channel: str, address: str) -> None:
-        if not address:
-            return
-        self._redis.hset(
-            self._keys.address_status(address_hash(channel, address)),
-            mapping={"opted_out": str(time.time()), "account_id": account_id or ""},
-        )
+        self._addresses.opt_out(channel, address, account_id)
 
     def set_preference(self, account_id: str, name: str, value: str) -> None:
         if name not in ("channel", "language", "contact_window"):

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import redis
 
 from bot.accounts import Account, AccountStore
+from bot.addresses import AddressBook
+from bot.agent_queue import AgentQueue
 from bot.jobs import Jobs
 from bot.privacy import redact_card_numbers
 from bot.queues import Entry, GiveUp, KeyedQueue, RetryLater
@@ -97,6 +99,8 @@ class InboundHandler:
     """The worker side of an inbound message."""
 
     accounts: AccountStore
+    addresses: AddressBook
+    agents: AgentQueue
     rasa: RasaClient
     outbound: KeyedQueue
     jobs: Jobs
@@ -108,6 +112,21 @@ class InboundHandler:
         message = InboundMessage.from_json(entry.payload)
         account = identify(self.accounts, message)
         conversation_id = conversation_id_for(account, message)
+        silenced = self.addresses.status(message.channel, message.sender).silenced_because
+        if silenced is not None:
+            # The person asked us to stop here (or is not the person we want): the bot stays
+            # silent on this address, and a person reads what they wrote and decides.
+            self.agents.flag(
+                conversation_id,
+                f"wrote_after_{silenced}",
+                account_id=account.account_id if account else None,
+                detail=f"{message.channel}: {message.text}",
+            )
+            logger.info(
+                "conversation %s: %s message %s not answered (address %s); flagged for an agent",
+                conversation_id, message.channel, message.external_id, silenced,
+            )  # fmt: skip
+            return
         metadata = {
             "channel": message.channel,
             "account_id": account.account_id if account else None,
@@ -164,12 +183,23 @@ class OutboundHandler:
     channels: Mapping[str, Channel]
     client: redis.Redis[bytes]
     keys: Keys
+    addresses: AddressBook
 
     def __call__(self, entry: Entry) -> None:
         message = OutboundMessage.from_json(entry.payload)
         channel = self.channels.get(message.channel)
         if channel is None:
             raise GiveUp(f"channel {message.channel} is not enabled")
+        silenced = self.addresses.status(message.channel, message.recipient).silenced_because
+        if silenced is not None and message.proactive:
+            # Replies in the turn that opted out (the one confirmation) still go; nothing
+            # the bot starts itself ever reaches a silenced address.
+            logger.info("message %s withheld: address %s", message.outbox_id, silenced)
+            self.record(message, DeliveryReceipt(
+                outbox_id=message.outbox_id, channel=message.channel, status=DeliveryStatus.FAILED,
+                error_code="withheld", error_message=f"address {silenced}",
+            ))  # fmt: skip
+            return
         try:
             receipt = channel.send(message)
         except RateLimited as exc:

@@ -9,6 +9,8 @@ from typing import Any
 import redis
 
 from bot.accounts import AccountStore
+from bot.addresses import AddressBook
+from bot.agent_queue import AgentQueue
 from bot.config import Config
 from bot.creditor_events import WEBHOOKS, CreditorEvents, WebhookSender
 from bot.jobs import Jobs, make_broker
@@ -32,6 +34,7 @@ class Services:
     redis: redis.Redis[bytes]
     keys: Keys
     accounts: AccountStore
+    addresses: AddressBook
     channels: dict[str, Channel]
     outbox: SandboxOutbox
     inbound: KeyedQueue
@@ -58,6 +61,8 @@ class Services:
             INBOUND,
             InboundHandler(
                 accounts=self.accounts,
+                addresses=self.addresses,
+                agents=AgentQueue(self.redis, self.keys),
                 rasa=self.rasa,
                 outbound=self.outbound,
                 jobs=self.jobs,
@@ -66,7 +71,12 @@ class Services:
                 dedupe_ttl_seconds=ttl,
             ),
         )
-        self.jobs.handle(OUTBOUND, OutboundHandler(channels=self.channels, client=self.redis, keys=self.keys))
+        self.jobs.handle(
+            OUTBOUND,
+            OutboundHandler(
+                channels=self.channels, client=self.redis, keys=self.keys, addresses=self.addresses
+            ),
+        )
         url, secret = self.config.plans.webhook_url, self.config.secrets.plans_webhook_secret
         if url and secret:
             self.jobs.handle(WEBHOOKS, WebhookSender(url, secret))
@@ -123,6 +133,7 @@ def build_services(config: Config, client: redis.Redis[bytes] | None = None) -> 
         redis=client,
         keys=keys,
         accounts=AccountStore(client, keys),
+        addresses=AddressBook(client, keys),
         channels=build_channels(config, outbox),
         outbox=outbox,
         inbound=inbound,

@@ -10,7 +10,8 @@ import pytest
 import redis
 
 from bot.accounts import AccountStore
-from bot.dialogue_backend import RedisDialogueBackend, address_hash
+from bot.addresses import address_hash
+from bot.dialogue_backend import RedisDialogueBackend
 from bot.services import build_services
 from dialogue.backend import BackendError
 from dialogue.plans import Settlement

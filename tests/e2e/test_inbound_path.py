@@ -106,3 +106,22 @@ def test_an_english_account_writing_in_spanish_is_answered_in_spanish(product: P
     assert product.sms(JAMES, "hola buenas tardes, cómo están?", "SM" + "f" * 32) == 200
     replies = wait_for(lambda: product.replies(JAMES), timeout=60, what="a reply")
     assert [r.text for r in replies] == ["¡Hola, James! Gracias por escribir. ¿Cómo está hoy?"]
+
+
+def test_after_stop_in_words_one_confirmation_then_silence_and_an_agent_reads_the_rest(
+    product: Product,
+) -> None:
+    assert product.sms(JAMES, "please stop texting me", "SM" + "s" * 32) == 200
+    replies = wait_for(lambda: product.replies(JAMES), timeout=60, what="the confirmation")
+    assert [r.text for r in replies] == [
+        "Understood. We won't send you any more messages on this channel. "
+        "If you change your mind, write to us and a person from our team will answer."
+    ]
+    assert product.sms(JAMES, "hello? I want to pay", "SM" + "t" * 32) == 200
+    flags = product.services.keys.conversation_flags("acct-ACC-1002")
+    wait_for(
+        lambda: product.services.redis.hexists(flags, "wrote_after_opted_out"), timeout=30, what="a flag"
+    )
+    product.services.jobs.sweep()
+    wait_for(lambda: not product.services.inbound.pending_keys(), timeout=10, what="queues to empty")
+    assert len(product.replies(JAMES)) == 1  # nothing after the one confirmation
