@@ -22,6 +22,12 @@ def address_hash(channel: str, address: str) -> str:
     return hashlib.sha256(f"{channel}:{address.strip().lower()}".encode()).hexdigest()[:32]
 
 
+def address_key(channel: str, address: str) -> str:
+    """The queue key for one channel address; hashed so keys and logs carry no phone number."""
+    digest = hashlib.sha256(f"{channel}:{address.lower()}".encode()).hexdigest()[:24]
+    return f"{channel}.{digest}"
+
+
 @dataclass(frozen=True)
 class AddressStatus:
     """The recorded state of one address; times are Unix seconds, ``None`` when never set."""
@@ -30,6 +36,10 @@ class AddressStatus:
     wrong_party_at: float | None = None
     unreachable_at: float | None = None
     account_id: str = ""
+    #: The inbound message (provider id) that opted the address out, when one did.
+    opted_out_by: str = ""
+    #: Consecutive "cannot reach this number" delivery failures.
+    failures: int = 0
 
     @property
     def silenced_because(self) -> str | None:
@@ -41,12 +51,32 @@ class AddressStatus:
         return None
 
 
+# Atomic so that of two workers handling the same STOP, exactly one sees "newly opted out".
+_OPT_OUT = """
+if redis.call('HSETNX', KEYS[1], 'opted_out', ARGV[1]) == 0 then return 0 end
+if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'account_id', ARGV[2]) end
+redis.call('HSET', KEYS[1], 'opted_out_by', ARGV[3])
+return 1
+"""
+
+_FAILURE = """
+local n = redis.call('HINCRBY', KEYS[1], 'failures', 1)
+if n >= tonumber(ARGV[1]) and redis.call('HEXISTS', KEYS[1], 'unreachable') == 0 then
+  redis.call('HSET', KEYS[1], 'unreachable', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+
 class AddressBook:
     """Reads and writes address records in Redis."""
 
     def __init__(self, client: redis.Redis[bytes], keys: Keys) -> None:
         self._redis = client
         self._keys = keys
+        self._opt_out_script = client.register_script(_OPT_OUT)
+        self._failure_script = client.register_script(_FAILURE)
 
     def _key(self, channel: str, address: str) -> str:
         return self._keys.address_status(address_hash(channel, address))
@@ -62,6 +92,8 @@ class AddressBook:
             wrong_party_at=at("wrong_party"),
             unreachable_at=at("unreachable"),
             account_id=raw.get("account_id", ""),
+            opted_out_by=raw.get("opted_out_by", ""),
+            failures=int(raw.get("failures", 0)),
         )
 
     def _mark(self, field: str, channel: str, address: str, account_id: str | None) -> None:
@@ -72,15 +104,35 @@ class AddressBook:
             mapping["account_id"] = account_id
         self._redis.hset(self._key(channel, address), mapping=mapping)
 
-    def opt_out(self, channel: str, address: str, account_id: str | None = None) -> None:
-        self._mark("opted_out", channel, address, account_id)
+    def opt_out(
+        self, channel: str, address: str, account_id: str | None = None, *, by_message: str = ""
+    ) -> bool:
+        """Opt the address out; ``True`` when this call did it (it was not opted out before).
+
+        ``by_message`` names the inbound message that asked, so the one confirmation goes
+        to that message and no other, however many times the step runs.
+        """
+        if not address:
+            return False
+        key = self._key(channel, address)
+        args = [str(time.time()), account_id or "", by_message]
+        return bool(self._opt_out_script(keys=[key], args=args))
 
     def opt_in(self, channel: str, address: str) -> None:
         """The person asked to hear from us again on this address."""
-        self._redis.hdel(self._key(channel, address), "opted_out")
+        self._redis.hdel(self._key(channel, address), "opted_out", "opted_out_by")
 
     def mark_wrong_party(self, channel: str, address: str, account_id: str | None = None) -> None:
         self._mark("wrong_party", channel, address, account_id)
 
     def mark_unreachable(self, channel: str, address: str, account_id: str | None = None) -> None:
         self._mark("unreachable", channel, address, account_id)
+
+    def record_unreachable_failure(self, channel: str, address: str, threshold: int) -> bool:
+        """Count one "cannot reach" failure; ``True`` when it made the address unreachable."""
+        key = self._key(channel, address)
+        return bool(self._failure_script(keys=[key], args=[threshold, str(time.time())]))
+
+    def record_delivered(self, channel: str, address: str) -> None:
+        """A message got through: the failures in a row start again from zero."""
+        self._redis.hdel(self._key(channel, address), "failures")

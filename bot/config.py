@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets as secrets_module
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -114,13 +115,98 @@ class DedupeConfig(_Section):
     window_hours: float = Field(default=168, gt=0, le=24 * 365)
 
 
+_KEYWORD = r"^[A-Z]{2,20}$"
+
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+class SmsKeywordsConfig(_Section):
+    stop: list[str] = Field(
+        default_factory=lambda: _words(
+            "STOP STOPALL UNSUBSCRIBE CANCEL END QUIT REVOKE OPTOUT ALTO PARAR PARE BAJA"
+        ),
+        min_items=1,
+    )
+    start: list[str] = Field(default_factory=lambda: _words("START UNSTOP YES ALTA INICIAR SI"))
+    help: list[str] = Field(default_factory=lambda: _words("HELP INFO AYUDA"))
+    spanish: list[str] = Field(default_factory=lambda: _words("ALTO PARAR PARE BAJA ALTA INICIAR SI AYUDA"))
+
+    @validator("stop", "start", "help", "spanish", each_item=True)
+    def _upper_word(cls, value: str) -> str:
+        word = value.strip().upper()
+        if not re.match(_KEYWORD, word):
+            raise ValueError("keywords are single words of 2-20 letters A-Z")
+        return word
+
+    @validator("help")
+    def _no_overlap(cls, value: list[str], values: dict[str, Any]) -> list[str]:
+        seen = set(values.get("stop", [])) | set(values.get("start", []))
+        clash = sorted(seen & set(value) | (set(values.get("stop", [])) & set(values.get("start", []))))
+        if clash:
+            raise ValueError(f"a keyword can only mean one thing: {', '.join(clash)}")
+        return value
+
+
+class SmsRepliesConfig(_Section):
+    """Texts for the keyword replies; {company}, {phone}, {website} and {stop} are filled in."""
+
+    stop: str
+    start: str
+    help: str
+
+    @validator("stop", "start", "help")
+    def _known_fields(cls, value: str) -> str:
+        try:
+            value.format(company="", phone="", website="", stop="")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"only {{company}}, {{phone}}, {{website}} and {{stop}} can be filled in ({exc})"
+            ) from exc
+        return value
+
+
+def _default_sms_replies() -> dict[Literal["en", "es"], SmsRepliesConfig]:
+    # The same texts as config.yaml, for a config file that leaves them out.
+    return {
+        "en": SmsRepliesConfig(
+            stop="{company}: you won't get any more texts from us. Reply START to hear from us again.",
+            start="{company}: thanks, you'll get our texts again. Reply {stop} at any time to stop.",
+            help="{company}: we help with your account. Call {phone} or visit {website}. "
+            "Reply {stop} to stop texts.",
+        ),
+        "es": SmsRepliesConfig(
+            stop="{company}: no recibirá más mensajes nuestros. Responda ALTA para volver a recibirlos.",
+            start="{company}: gracias, volverá a recibir nuestros mensajes. "
+            "Responda ALTO para dejar de recibirlos.",
+            help="{company}: le ayudamos con su cuenta. Llame al {phone} o visite {website}. "
+            "Responda ALTO para no recibir más mensajes.",
+        ),
+    }
+
+
 class SmsConfig(_Section):
     enabled: StrictBool = True
     from_number: str | None = Field(default="+15005550006", regex=r"^\+[1-9]\d{6,14}$")
     messaging_service_sid: str | None = Field(default=None, regex=r"^MG[0-9a-fA-F]{32}$")
     api_base_url: str = "https://api.twilio.com"
+    timeout_seconds: float = Field(default=10, gt=0, le=120)
+    segments_per_second: float = Field(default=1, gt=0, le=1000)
+    max_segments_per_message: int = Field(default=4, ge=1, le=10)
+    unreachable_after_failures: int = Field(default=3, ge=1, le=100)
+    keyword_replies_by_twilio: StrictBool = False
+    keywords: SmsKeywordsConfig = Field(default_factory=SmsKeywordsConfig)
+    replies: dict[Literal["en", "es"], SmsRepliesConfig] = Field(default_factory=_default_sms_replies)
 
     _check_url = validator("api_base_url", allow_reuse=True)(_http_url)
+
+    @validator("replies")
+    def _both_languages(cls, value: dict[str, SmsRepliesConfig]) -> dict[str, SmsRepliesConfig]:
+        missing = {"en", "es"} - set(value)
+        if missing:
+            raise ValueError(f"needs texts for every language; missing: {', '.join(sorted(missing))}")
+        return value
 
 
 class TelegramConfig(_Section):

@@ -7,20 +7,21 @@ outbound stream. Outbound (worker): send through the channel -> record the deliv
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import redis
 
 from bot.accounts import Account, AccountStore
-from bot.addresses import AddressBook
+from bot.addresses import AddressBook, address_key
 from bot.agent_queue import AgentQueue
+from bot.deliveries import DeliveryLog
 from bot.jobs import Jobs
+from bot.keywords import SmsKeywords
 from bot.privacy import redact_card_numbers
 from bot.queues import Entry, GiveUp, KeyedQueue, RetryLater
-from bot.render import render_replies
+from bot.render import OfferedChoices, RenderOptions, render_replies
 from bot.store import Keys
 from channels.base import (
     Channel,
@@ -31,18 +32,12 @@ from channels.base import (
     OutboundMessage,
     RateLimited,
 )
-from dialogue.rasa_client import RasaClient, RasaRejected, RasaUnavailable
+from dialogue.rasa_client import BotReply, RasaClient, RasaRejected, RasaUnavailable
 
 logger = logging.getLogger(__name__)
 
 INBOUND = "inbound"
 OUTBOUND = "outbound"
-
-
-def address_key(channel: str, address: str) -> str:
-    """The queue key for one channel address; hashed so keys and logs carry no phone number."""
-    digest = hashlib.sha256(f"{channel}:{address.lower()}".encode()).hexdigest()[:24]
-    return f"{channel}.{digest}"
 
 
 def conversation_id_for(account: Account | None, message: InboundMessage) -> str:
@@ -105,6 +100,9 @@ class InboundHandler:
     outbound: KeyedQueue
     jobs: Jobs
     keys: Keys
+    keywords: SmsKeywords
+    choices: OfferedChoices
+    render: RenderOptions
     default_language: str
     dedupe_ttl_seconds: int
 
@@ -112,6 +110,12 @@ class InboundHandler:
         message = InboundMessage.from_json(entry.payload)
         account = identify(self.accounts, message)
         conversation_id = conversation_id_for(account, message)
+        source = f"{message.channel}:{message.external_id}"
+        keyword = self.keywords.handle(message, account)
+        if keyword is not None:
+            replies = [BotReply(text=text) for text in keyword.replies]
+            self._send(replies, message, conversation_id, source, what=f"keyword {keyword.kind.value}")
+            return
         silenced = self.addresses.status(message.channel, message.sender).silenced_because
         if silenced is not None:
             # The person asked us to stop here (or is not the person we want): the bot stays
@@ -135,25 +139,39 @@ class InboundHandler:
             # The actions need the address to honour "wrong number" and "stop" for it.
             "address": message.sender,
         }
+        # "2" answers the second of the numbered choices we last offered on this address.
+        text = self.choices.resolve(message.channel, message.sender, message.text)
         try:
             replies = self.rasa.send_message(
-                conversation_id, message.text, channel=message.channel, metadata=metadata
+                conversation_id, text, channel=message.channel, metadata=metadata
             )
         except RasaUnavailable as exc:
             raise RetryLater(str(exc)) from exc
         except RasaRejected as exc:
             raise GiveUp(str(exc)) from exc
+        self.choices.remember(message.channel, message.sender, replies)
+        self._send(replies, message, conversation_id, source, what="dialogue")
+
+    def _send(
+        self,
+        replies: Sequence[BotReply],
+        message: InboundMessage,
+        conversation_id: str,
+        source: str,
+        what: str,
+    ) -> None:
         outgoing = render_replies(
             replies,
             channel=message.channel,
             recipient=message.sender,
             conversation_id=conversation_id,
-            source=f"{message.channel}:{message.external_id}",
+            source=source,
             in_reply_to=message.external_id,
+            options=self.render,
         )
         logger.info(
-            "conversation %s: %s message %s answered with %d message(s)",
-            conversation_id, message.channel, message.external_id, len(outgoing),
+            "conversation %s: %s message %s answered (%s) with %d message(s)",
+            conversation_id, message.channel, message.external_id, what, len(outgoing),
         )  # fmt: skip
         enqueue_outbound(self.outbound, self.jobs, self.keys, outgoing, self.dedupe_ttl_seconds)
 
@@ -178,12 +196,11 @@ def enqueue_outbound(
 
 @dataclass
 class OutboundHandler:
-    """Send one queued message and record what happened to it."""
+    """Send one queued message, at most once, and record what happened to it."""
 
     channels: Mapping[str, Channel]
-    client: redis.Redis[bytes]
-    keys: Keys
     addresses: AddressBook
+    deliveries: DeliveryLog
 
     def __call__(self, entry: Entry) -> None:
         message = OutboundMessage.from_json(entry.payload)
@@ -195,16 +212,32 @@ class OutboundHandler:
             # Replies in the turn that opted out (the one confirmation) still go; nothing
             # the bot starts itself ever reaches a silenced address.
             logger.info("message %s withheld: address %s", message.outbox_id, silenced)
-            self.record(message, DeliveryReceipt(
+            self._record(message, DeliveryReceipt(
                 outbox_id=message.outbox_id, channel=message.channel, status=DeliveryStatus.FAILED,
                 error_code="withheld", error_message=f"address {silenced}",
             ))  # fmt: skip
             return
+        known = self.deliveries.get(message.outbox_id)
+        if known is not None and known.external_id:
+            # Sent by an earlier attempt that crashed before the queue moved on.
+            logger.info("message %s already sent as %s", message.outbox_id, known.external_id)
+            return
+        if known is not None and known.unsure_since is not None:
+            try:
+                found = channel.find_sent(message, known.unsure_since)
+            except DeliveryFailed as exc:
+                raise RetryLater(f"cannot tell whether message {message.outbox_id} went out: {exc}") from exc
+            if found is not None:
+                logger.info("message %s had gone out after all (%s)", message.outbox_id, found.external_id)
+                self._record(message, found)
+                return
         try:
             receipt = channel.send(message)
         except RateLimited as exc:
             raise RetryLater(str(exc), delay=exc.retry_after) from exc
         except DeliveryFailed as exc:
+            if exc.unsure:
+                self.deliveries.mark_unsure(message.outbox_id)
             if not exc.permanent:
                 raise RetryLater(str(exc)) from exc
             receipt = DeliveryReceipt(
@@ -215,21 +248,7 @@ class OutboundHandler:
                 error_message=str(exc),
             )
             logger.warning("message %s could not be delivered: %s", message.outbox_id, exc)
-        self.record(message, receipt)
+        self._record(message, receipt)
 
-    def record(self, message: OutboundMessage, receipt: DeliveryReceipt) -> None:
-        """Keep the delivery status of an outbound message (90 days)."""
-        fields: dict[str | bytes, str] = {
-            "channel": receipt.channel,
-            "status": receipt.status.value,
-            "conversation_id": message.conversation_id,
-            "external_id": receipt.external_id or "",
-            "error_code": receipt.error_code or "",
-            "error_message": receipt.error_message or "",
-            "at": receipt.at.isoformat(),
-        }
-        key = self.keys.delivery(message.outbox_id)
-        pipe = self.client.pipeline(transaction=True)
-        pipe.hset(key, mapping=fields)
-        pipe.expire(key, 90 * 24 * 3600)
-        pipe.execute()
+    def _record(self, message: OutboundMessage, receipt: DeliveryReceipt) -> None:
+        self.deliveries.apply(receipt, message.recipient, conversation_id=message.conversation_id)

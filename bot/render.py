@@ -1,20 +1,47 @@
-"""Turning the bot's replies into channel messages."""
+"""Turning the bot's replies into channel messages, and numbered answers back into choices."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+import redis
+
+from bot.addresses import address_key
+from bot.store import Keys
 from channels.base import Button, OutboundMessage
+from channels.sms_text import choice_from_reply, fit_to_budget, plain, prefer_gsm, render_choices
+from dialogue.language import detect_language
 from dialogue.rasa_client import BotReply
 
 #: Channels that show buttons themselves; elsewhere choices become numbered lines.
-_CHANNELS_WITH_BUTTONS = frozenset({"telegram"})
+CHANNELS_WITH_BUTTONS = frozenset({"telegram"})
+
+#: How long a numbered answer ("2") still refers to the choices we offered.
+CHOICES_TTL_SECONDS = 7 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """Per-channel limits from ``config.yaml``."""
+
+    sms_max_segments: int = 4
 
 
 def outbox_id(source: str, index: int) -> str:
-    """A stable id for the ``index``-th reply to ``source``: the same on every retry."""
+    """A stable id for the ``index``-th message sent for ``source``: the same on every retry."""
     return hashlib.sha256(f"{source}#{index}".encode()).hexdigest()[:32]
+
+
+def _text_for(reply: BotReply, channel: str) -> str:
+    if not reply.buttons or channel in CHANNELS_WITH_BUTTONS:
+        return reply.text
+    if all(title == str(n) for n, (title, _) in enumerate(reply.buttons, start=1)):
+        return reply.text  # buttons "1", "2", ... for options the text already lists by number
+    language = detect_language(reply.text) or "en"
+    return render_choices(reply.text, [title for title, _ in reply.buttons], language)
 
 
 def render_replies(
@@ -25,24 +52,66 @@ def render_replies(
     conversation_id: str,
     source: str,
     in_reply_to: str | None = None,
+    options: RenderOptions | None = None,
 ) -> list[OutboundMessage]:
-    """One outbound message per reply, in order, with ids derived from ``source``."""
-    messages = []
-    for index, reply in enumerate(r for r in replies if r.text or r.buttons):
+    """The messages to send for ``replies``, in order, with ids derived from ``source``.
+
+    SMS gets plain text in the cheapest encoding, and a reply longer than the segment
+    budget becomes several texts split at sentence boundaries.
+    """
+    options = options or RenderOptions()
+    messages: list[OutboundMessage] = []
+    for reply in replies:
+        if not (reply.text or reply.buttons):
+            continue
         buttons = tuple(Button(title=t, payload=p) for t, p in reply.buttons)
-        text = reply.text
-        if buttons and channel not in _CHANNELS_WITH_BUTTONS:
-            choices = "\n".join(f"{n}. {b.title}" for n, b in enumerate(buttons, start=1))
-            text = f"{text}\n{choices}" if text else choices
-        messages.append(
-            OutboundMessage(
-                outbox_id=outbox_id(source, index),
-                channel=channel,
-                recipient=recipient,
-                text=text,
-                buttons=buttons,
-                conversation_id=conversation_id,
-                in_reply_to=in_reply_to,
+        text = _text_for(reply, channel)
+        parts = [text]
+        if channel == "sms":
+            parts = fit_to_budget([prefer_gsm(plain(text))], options.sms_max_segments)
+        for part in parts:
+            messages.append(
+                OutboundMessage(
+                    outbox_id=outbox_id(source, len(messages)),
+                    channel=channel,
+                    recipient=recipient,
+                    text=part,
+                    buttons=buttons,
+                    conversation_id=conversation_id,
+                    in_reply_to=in_reply_to,
+                )
             )
-        )
     return messages
+
+
+class OfferedChoices:
+    """Remembers the numbered choices last offered to an address, so "2" can answer them."""
+
+    def __init__(self, client: redis.Redis[bytes], keys: Keys) -> None:
+        self._redis = client
+        self._keys = keys
+
+    def _key(self, channel: str, address: str) -> str:
+        return self._keys.choices(address_key(channel, address))
+
+    def remember(self, channel: str, address: str, replies: Sequence[BotReply]) -> None:
+        if channel in CHANNELS_WITH_BUTTONS:
+            return
+        offered = [reply.buttons for reply in replies if reply.buttons]
+        key = self._key(channel, address)
+        if offered:
+            payloads = [payload for _, payload in offered[-1]]
+            self._redis.set(key, json.dumps(payloads), ex=CHOICES_TTL_SECONDS)
+        else:
+            self._redis.delete(key)
+
+    def resolve(self, channel: str, address: str, text: str) -> str:
+        """The payload of the chosen option when ``text`` is just its number, else ``text``."""
+        if channel in CHANNELS_WITH_BUTTONS:
+            return text
+        raw = self._redis.get(self._key(channel, address))
+        if raw is None:
+            return text
+        payloads: list[str] = json.loads(raw)
+        index = choice_from_reply(text, len(payloads))
+        return payloads[index] if index is not None else text

@@ -13,11 +13,15 @@ from bot.addresses import AddressBook
 from bot.agent_queue import AgentQueue
 from bot.config import Config
 from bot.creditor_events import WEBHOOKS, CreditorEvents, WebhookSender
+from bot.deliveries import DeliveryLog
 from bot.jobs import Jobs, make_broker
+from bot.keywords import SmsKeywords
 from bot.pipeline import INBOUND, OUTBOUND, InboundHandler, InboundIntake, OutboundHandler
 from bot.queues import KeyedQueue
+from bot.rate_limits import RedisPacer
+from bot.render import OfferedChoices, RenderOptions
 from bot.store import Keys, connect, redis_url
-from channels.base import Channel
+from channels.base import Channel, Pacer
 from channels.sandbox import SandboxChannel, SandboxOutbox
 from channels.sms import SmsChannel
 from channels.telegram import TelegramChannel
@@ -35,6 +39,8 @@ class Services:
     keys: Keys
     accounts: AccountStore
     addresses: AddressBook
+    deliveries: DeliveryLog
+    keywords: SmsKeywords
     channels: dict[str, Channel]
     outbox: SandboxOutbox
     inbound: KeyedQueue
@@ -67,22 +73,23 @@ class Services:
                 outbound=self.outbound,
                 jobs=self.jobs,
                 keys=self.keys,
+                keywords=self.keywords,
+                choices=OfferedChoices(self.redis, self.keys),
+                render=RenderOptions(sms_max_segments=self.config.channels.sms.max_segments_per_message),
                 default_language=self.config.accounts.default_language,
                 dedupe_ttl_seconds=ttl,
             ),
         )
         self.jobs.handle(
             OUTBOUND,
-            OutboundHandler(
-                channels=self.channels, client=self.redis, keys=self.keys, addresses=self.addresses
-            ),
+            OutboundHandler(channels=self.channels, addresses=self.addresses, deliveries=self.deliveries),
         )
         url, secret = self.config.plans.webhook_url, self.config.secrets.plans_webhook_secret
         if url and secret:
             self.jobs.handle(WEBHOOKS, WebhookSender(url, secret))
 
 
-def build_channels(config: Config, outbox: SandboxOutbox) -> dict[str, Channel]:
+def build_channels(config: Config, outbox: SandboxOutbox, pacer: Pacer | None = None) -> dict[str, Channel]:
     """The enabled channels, live where credentials are set and sandboxed otherwise."""
     secrets = config.secrets
     channels: dict[str, Channel] = {}
@@ -95,6 +102,9 @@ def build_channels(config: Config, outbox: SandboxOutbox) -> dict[str, Channel]:
             messaging_service_sid=sms.messaging_service_sid,
             api_base_url=sms.api_base_url,
             status_callback_url=f"{config.server.public_url}/webhooks/sms/status",
+            timeout_seconds=sms.timeout_seconds,
+            pacer=pacer,
+            segments_per_second=sms.segments_per_second,
         )
         channels["sms"] = adapter if config.sms_live else SandboxChannel(adapter, outbox)
     telegram = config.channels.telegram
@@ -128,13 +138,18 @@ def build_services(config: Config, client: redis.Redis[bytes] | None = None) -> 
         {INBOUND: inbound, OUTBOUND: outbound, WEBHOOKS: webhooks},
     )
     outbox = SandboxOutbox(client, keys.sandbox_outbox)
+    addresses = AddressBook(client, keys)
     return Services(
         config=config,
         redis=client,
         keys=keys,
         accounts=AccountStore(client, keys),
-        addresses=AddressBook(client, keys),
-        channels=build_channels(config, outbox),
+        addresses=addresses,
+        deliveries=DeliveryLog(
+            client, keys, addresses, unreachable_after=config.channels.sms.unreachable_after_failures
+        ),
+        keywords=SmsKeywords(config, addresses),
+        channels=build_channels(config, outbox, RedisPacer(client, keys)),
         outbox=outbox,
         inbound=inbound,
         outbound=outbound,

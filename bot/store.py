@@ -114,6 +114,14 @@ class Keys:
     def delivery(self, outbox_id: str) -> str:
         return self._k("delivery", outbox_id)
 
+    # send-rate reservations, one per bucket (a sender number, a chat, a whole bot)
+    def rate(self, bucket: str) -> str:
+        return self._k("rate", bucket)
+
+    # the numbered choices last offered to an address on a channel without buttons
+    def choices(self, address_key: str) -> str:
+        return self._k("choices", address_key)
+
     # sandbox outbox (a stream)
     @property
     def sandbox_outbox(self) -> str:

@@ -8,7 +8,7 @@ from flask import Blueprint, Request, Response, request
 
 from bot.errors import NotFound
 from bot.services import Services
-from channels.base import WebhookRequest
+from channels.base import Channel, UnsupportedCapability, WebhookRequest
 
 logger = logging.getLogger(__name__)
 
@@ -37,17 +37,38 @@ def webhooks_blueprint(services: Services) -> Blueprint:
     bp = Blueprint("webhooks", __name__)
     public_url = services.config.server.public_url
 
-    @bp.post("/webhooks/<channel_name>")
-    def receive(channel_name: str) -> Response:
+    def enabled(channel_name: str) -> Channel:
         channel = services.channels.get(channel_name)
         if channel is None:
             raise NotFound(f"no enabled channel called {channel_name!r}")
+        return channel
+
+    @bp.post("/webhooks/<channel_name>")
+    def receive(channel_name: str) -> Response:
+        channel = enabled(channel_name)
         incoming = webhook_request(request, public_url)
         channel.authenticate(incoming)
         message = channel.parse(incoming)
         if message is not None:
+            # STOP takes effect before anything is queued, so nothing more can go out.
+            services.keywords.on_receive(message)
             services.intake.accept(message)
         ack = channel.ack()
         return Response(ack.body, status=ack.status, content_type=ack.content_type)
+
+    @bp.post("/webhooks/<channel_name>/status")
+    def status(channel_name: str) -> Response:
+        channel = enabled(channel_name)
+        incoming = webhook_request(request, public_url)
+        channel.authenticate(incoming)
+        try:
+            callback = channel.parse_status(incoming)
+        except UnsupportedCapability as exc:
+            raise NotFound(str(exc)) from exc
+        if callback is None:
+            logger.info("%s status callback for a message we did not send; ignored", channel_name)
+        else:
+            services.deliveries.apply(callback.receipt, callback.recipient)
+        return Response(status=204)
 
     return bp

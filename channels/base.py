@@ -11,10 +11,10 @@ from __future__ import annotations
 import enum
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol
 
 
 class ChannelError(Exception):
@@ -44,10 +44,23 @@ class DeliveryFailed(ChannelError):
     temporary ones (timeouts, 5xx) may be.
     """
 
-    def __init__(self, message: str, *, permanent: bool, code: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, permanent: bool, code: str | None = None, unsure: bool = False
+    ) -> None:
         super().__init__(message)
         self.permanent = permanent
         self.code = code
+        #: The call timed out or the connection broke after the request left: the provider
+        #: may have accepted the message, so check (``Channel.find_sent``) before resending.
+        self.unsure = unsure
+
+
+class Pacer(Protocol):
+    """Shared send pacing: reserve ``cost`` units in each ``(bucket, units per second)``."""
+
+    def reserve(self, buckets: Sequence[tuple[str, float]], cost: float) -> float:
+        """0 when reserved (send now), else the seconds to wait before asking again."""
+        ...
 
 
 class UnsupportedCapability(ChannelError):
@@ -212,6 +225,14 @@ class DeliveryReceipt:
 
 
 @dataclass(frozen=True)
+class StatusCallback:
+    """A provider telling us what became of a message we sent."""
+
+    receipt: DeliveryReceipt
+    recipient: str
+
+
+@dataclass(frozen=True)
 class WebhookAck:
     """The HTTP answer a provider expects once we have accepted its webhook."""
 
@@ -247,3 +268,14 @@ class Channel(ABC):
     def ack(self) -> WebhookAck:
         """The body a provider expects in answer to an accepted webhook."""
         return WebhookAck(body='{"ok": true}')
+
+    def parse_status(self, request: WebhookRequest) -> StatusCallback | None:
+        """A delivery-status callback, for channels whose provider sends them."""
+        raise UnsupportedCapability(f"{self.name} has no status callbacks")
+
+    def find_sent(self, message: OutboundMessage, since: datetime) -> DeliveryReceipt | None:
+        """After an unsure failure: the provider's record of ``message`` if it did go out.
+
+        The default says "not sent", right for channels whose sends cannot be half-done.
+        """
+        return None

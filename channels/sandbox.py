@@ -22,6 +22,7 @@ from channels.base import (
     DeliveryStatus,
     InboundMessage,
     OutboundMessage,
+    StatusCallback,
     WebhookAck,
     WebhookRequest,
     utcnow,
@@ -154,6 +155,9 @@ class SandboxChannel(Channel):
 
     def ack(self) -> WebhookAck:
         return self._provider.ack()
+
+    def parse_status(self, request: WebhookRequest) -> StatusCallback | None:
+        return self._provider.parse_status(request)
 
     def send(self, message: OutboundMessage) -> DeliveryReceipt:
         try:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException
@@ -16,16 +17,20 @@ from twilio.rest import Client
 from channels.base import (
     Channel,
     ChannelAuthError,
+    ChannelError,
     DeliveryFailed,
     DeliveryReceipt,
     DeliveryStatus,
     InboundMessage,
     MalformedRequest,
     OutboundMessage,
+    Pacer,
     RateLimited,
+    StatusCallback,
     WebhookAck,
     WebhookRequest,
 )
+from channels.sms_text import segments
 
 #: Twilio's answer to "reply nothing now": the reply goes out later from the worker.
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
@@ -48,11 +53,30 @@ class _RebasedHttpClient(TwilioHttpClient):  # type: ignore[misc]
         return super().request(method, url, *args, **kwargs)
 
 
+#: Twilio's message statuses, as far as they matter to us ("sending" is still on its way).
+_TWILIO_STATUS = {
+    "accepted": DeliveryStatus.QUEUED,
+    "scheduled": DeliveryStatus.QUEUED,
+    "queued": DeliveryStatus.QUEUED,
+    "sending": DeliveryStatus.QUEUED,
+    "sent": DeliveryStatus.SENT,
+    "delivered": DeliveryStatus.DELIVERED,
+    "read": DeliveryStatus.DELIVERED,
+    "undelivered": DeliveryStatus.UNDELIVERED,
+    "failed": DeliveryStatus.FAILED,
+    "canceled": DeliveryStatus.FAILED,
+}
+
+#: How far Twilio's clock and ours may disagree when matching a message after a timeout.
+_CLOCK_SLACK = timedelta(minutes=5)
+
+
 class SmsChannel(Channel):
     """The Twilio adapter.
 
     ``auth_token`` verifies ``X-Twilio-Signature``. ``account_sid`` is only needed to send;
     without it (sandbox mode) the adapter still authenticates and parses webhooks.
+    Sending is paced per sender number through ``pacer`` (segments per second).
     """
 
     name = "sms"
@@ -67,11 +91,15 @@ class SmsChannel(Channel):
         api_base_url: str = "https://api.twilio.com",
         status_callback_url: str | None = None,
         timeout_seconds: float = 10.0,
+        pacer: Pacer | None = None,
+        segments_per_second: float = 1.0,
     ) -> None:
         self._validator = RequestValidator(auth_token)
         self._from_number = from_number
         self._messaging_service_sid = messaging_service_sid
         self._status_callback_url = status_callback_url
+        self._pacer = pacer
+        self._segments_per_second = segments_per_second
         self._client: Client | None = None
         if account_sid:
             self._client = Client(
@@ -104,31 +132,103 @@ class SmsChannel(Channel):
     def ack(self) -> WebhookAck:
         return WebhookAck(body=EMPTY_TWIML, content_type="text/xml")
 
+    def parse_status(self, request: WebhookRequest) -> StatusCallback | None:
+        """A status callback; ``None`` for one we did not ask for (no outbox id in the URL)."""
+        form: Mapping[str, str] = request.form
+        raw_status = form.get("MessageStatus") or form.get("SmsStatus") or ""
+        missing = [key for key in ("MessageSid", "To") if not form.get(key)] + (
+            [] if raw_status else ["MessageStatus"]
+        )
+        if missing:
+            raise MalformedRequest(f"missing form field(s): {', '.join(missing)}")
+        outbox_id = parse_qs(urlsplit(request.url).query).get("o", [""])[0]
+        status = _TWILIO_STATUS.get(raw_status)
+        if not outbox_id or status is None:
+            return None
+        error_code = form.get("ErrorCode") or None
+        return StatusCallback(
+            receipt=DeliveryReceipt(
+                outbox_id=outbox_id,
+                channel=self.name,
+                status=status,
+                external_id=form["MessageSid"],
+                error_code=error_code,
+                error_message=form.get("ErrorMessage")
+                or (f"Twilio error {error_code}" if error_code else None),
+                raw=dict(form),
+            ),
+            recipient=form["To"],
+        )
+
+    def _sender(self) -> dict[str, str]:
+        if self._messaging_service_sid:
+            return {"messaging_service_sid": self._messaging_service_sid}
+        return {"from_": self._from_number or ""}
+
+    def _pace(self, text: str) -> None:
+        if self._pacer is None:
+            return
+        bucket = f"sms:{self._messaging_service_sid or self._from_number}"
+        wait = self._pacer.reserve([(bucket, self._segments_per_second)], cost=segments(text))
+        if wait > 0:
+            raise RateLimited("sender number busy (segments per second)", retry_after=wait)
+
     def send(self, message: OutboundMessage) -> DeliveryReceipt:
         if self._client is None:
             raise DeliveryFailed("TWILIO_ACCOUNT_SID is not set", permanent=True)
-        sender: dict[str, str] = (
-            {"messaging_service_sid": self._messaging_service_sid}
-            if self._messaging_service_sid
-            else {"from_": self._from_number or ""}
-        )
+        self._pace(message.text)
+        options = self._sender()
         if self._status_callback_url:
-            sender["status_callback"] = self._status_callback_url
+            # Our outbox id rides in the callback URL (Twilio signs it with the rest), so a
+            # callback finds its message without a lookup, even before ``create`` returns.
+            options["status_callback"] = f"{self._status_callback_url}?{urlencode({'o': message.outbox_id})}"
         try:
-            created = self._client.messages.create(to=message.recipient, body=message.text, **sender)
+            created = self._client.messages.create(to=message.recipient, body=message.text, **options)
         except TwilioRestException as exc:
-            if exc.status == 429:
-                raise RateLimited(f"Twilio rate limit: {exc.msg}", retry_after=1.0) from exc
-            raise DeliveryFailed(
-                f"Twilio refused the message: {exc.msg}",
-                permanent=400 <= exc.status < 500,
-                code=str(exc.code) if exc.code is not None else None,
-            ) from exc
-        except (TwilioException, requests.RequestException) as exc:
+            raise _translate(exc) from exc
+        except requests.ConnectTimeout as exc:
             raise DeliveryFailed(f"Twilio unreachable: {exc}", permanent=False) from exc
+        except (TwilioException, requests.RequestException) as exc:
+            # The request may have reached Twilio: the next attempt checks before resending.
+            raise DeliveryFailed(f"no answer from Twilio: {exc}", permanent=False, unsure=True) from exc
         return DeliveryReceipt(
             outbox_id=message.outbox_id,
             channel=self.name,
-            status=DeliveryStatus.QUEUED,
+            status=_TWILIO_STATUS.get(str(created.status), DeliveryStatus.QUEUED),
             external_id=str(created.sid),
         )
+
+    def find_sent(self, message: OutboundMessage, since: datetime) -> DeliveryReceipt | None:
+        """Twilio's Messages API has no idempotency key, so after a timeout we look: a message
+        to the same number with the same text, created since the first attempt, is ours."""
+        if self._client is None:
+            return None
+        filters: dict[str, Any] = {"to": message.recipient, "limit": 20}
+        if not self._messaging_service_sid and self._from_number:
+            filters["from_"] = self._from_number
+        try:
+            recent = self._client.messages.list(**filters)
+        except TwilioRestException as exc:
+            raise _translate(exc) from exc
+        except (TwilioException, requests.RequestException) as exc:
+            raise DeliveryFailed(f"Twilio unreachable: {exc}", permanent=False, unsure=True) from exc
+        for sent in recent:
+            created_at = sent.date_created
+            if sent.body == message.text and (created_at is None or created_at >= since - _CLOCK_SLACK):
+                return DeliveryReceipt(
+                    outbox_id=message.outbox_id,
+                    channel=self.name,
+                    status=_TWILIO_STATUS.get(str(sent.status), DeliveryStatus.QUEUED),
+                    external_id=str(sent.sid),
+                )
+        return None
+
+
+def _translate(exc: TwilioRestException) -> ChannelError:
+    """Twilio's error as ours: 429 slows down, 5xx is retried, other 4xx are final."""
+    code = str(exc.code) if exc.code is not None else None
+    if exc.status == 429:
+        return RateLimited(f"Twilio rate limit: {exc.msg}", retry_after=1.0)
+    return DeliveryFailed(
+        f"Twilio refused the message: {exc.msg}", permanent=400 <= exc.status < 500, code=code
+    )

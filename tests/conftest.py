@@ -17,6 +17,9 @@ import yaml
 
 from bot.config import Config, load_config
 
+#: The Twilio stand-in fixture (``fake_twilio``), shared by channel and end-to-end tests.
+pytest_plugins = ["tests.fakes.plugin"]
+
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT.parent / "shared" / "specs"
 

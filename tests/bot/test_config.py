@@ -47,6 +47,7 @@ def test_every_section_and_setting_in_the_shipped_file_has_a_comment() -> None:
 def test_every_setting_of_the_model_appears_in_the_shipped_file() -> None:
     import yaml
     from pydantic import BaseModel
+    from pydantic.fields import SHAPE_DICT, SHAPE_MAPPING
 
     from bot.config import Config
 
@@ -58,8 +59,14 @@ def test_every_setting_of_the_model_appears_in_the_shipped_file() -> None:
             if name not in data:
                 missing.append(prefix + name)
             elif isinstance(field.type_, type) and issubclass(field.type_, BaseModel):
-                values = data[name] if isinstance(data[name], list) else [data[name]]
-                for value in values:  # a list of sections: each item must be complete
+                value_of = data[name]
+                if isinstance(value_of, list):
+                    values = value_of  # a list of sections: each item must be complete
+                elif field.shape in (SHAPE_DICT, SHAPE_MAPPING) and isinstance(value_of, dict):
+                    values = list(value_of.values())  # a section per key (a language, say)
+                else:
+                    values = [value_of]
+                for value in values:
                     missing += walk(field.type_, value, f"{prefix}{name}.")  # type: ignore[arg-type]
         return missing
 

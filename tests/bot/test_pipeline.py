@@ -17,7 +17,7 @@ PHONE = "+12025550143"
 def _handler_and_services(config: Config, client: redis.Redis[bytes]):  # type: ignore[no-untyped-def]
     services = build_services(config, client)
     handler = OutboundHandler(
-        channels=services.channels, client=client, keys=services.keys, addresses=services.addresses
+        channels=services.channels, addresses=services.addresses, deliveries=services.deliveries
     )
     return handler, services
 

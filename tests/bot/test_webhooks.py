@@ -156,3 +156,67 @@ def test_each_accepted_message_schedules_one_drain_job(
     queue_key = f"{services.keys.jobs_namespace}:drain.msgs"
     assert services.redis.hlen(queue_key) == 1
     assert INBOUND in services.jobs.queues
+
+
+def post_status(client: FlaskClient, config: Config, form: dict[str, str], query: str = "?o=outbox-1"):  # type: ignore[no-untyped-def]
+    token = config.secrets.twilio_auth_token or ""
+    signature = RequestValidator(token).compute_signature(f"{PUBLIC}/webhooks/sms/status{query}", form)
+    return client.post(f"/webhooks/sms/status{query}", data=urlencode(form),
+                       content_type="application/x-www-form-urlencoded", headers={"X-Twilio-Signature": signature})  # fmt: skip
+
+
+def status_form(status: str, code: str = "") -> dict[str, str]:
+    form = {
+        "MessageSid": "SM" + "c" * 32,
+        "MessageStatus": status,
+        "To": "+14155550123",
+        "From": "+15005550006",
+    }
+    return {**form, "ErrorCode": code} if code else form
+
+
+def test_stop_opts_the_number_out_at_the_gateway_before_any_worker_runs(
+    client: FlaskClient, config: Config, services: Services
+) -> None:
+    assert post_sms(client, config, sms_form(body="STOP")).status_code == 200
+    assert services.addresses.status("sms", "+14155550123").silenced_because == "opted_out"
+    assert len(stored(services, "sms", "+14155550123")) == 1  # still queued, for the one confirmation
+
+
+def test_status_callbacks_out_of_order_never_move_a_status_backwards(
+    client: FlaskClient, config: Config, services: Services
+) -> None:
+    for status in ("delivered", "sent", "queued"):
+        assert post_status(client, config, status_form(status)).status_code == 204
+    record = services.deliveries.get("outbox-1")
+    assert record is not None and record.status is not None and record.status.value == "delivered"
+    assert record.external_id == "SM" + "c" * 32
+
+
+def test_unsigned_or_forged_status_callbacks_are_403_and_change_nothing(
+    client: FlaskClient, config: Config, services: Services
+) -> None:
+    answer = client.post("/webhooks/sms/status?o=outbox-1", data=urlencode(status_form("failed", "21610")),
+                         content_type="application/x-www-form-urlencoded", headers={"X-Twilio-Signature": "bad"})  # fmt: skip
+    assert answer.status_code == 403 and answer.is_json
+    # signed for another outbox id, replayed against this one
+    token = config.secrets.twilio_auth_token or ""
+    form = status_form("failed", "21610")
+    signature = RequestValidator(token).compute_signature(f"{PUBLIC}/webhooks/sms/status?o=other", form)
+    answer = client.post("/webhooks/sms/status?o=outbox-1", data=urlencode(form),
+                         content_type="application/x-www-form-urlencoded", headers={"X-Twilio-Signature": signature})  # fmt: skip
+    assert answer.status_code == 403
+    assert services.deliveries.get("outbox-1") is None
+    assert services.addresses.status("sms", "+14155550123").silenced_because is None
+
+
+def test_error_21610_in_a_status_callback_opts_the_number_out(
+    client: FlaskClient, config: Config, services: Services
+) -> None:
+    assert post_status(client, config, status_form("failed", "21610")).status_code == 204
+    assert services.addresses.status("sms", "+14155550123").silenced_because == "opted_out"
+
+
+def test_a_channel_without_status_callbacks_answers_404(client: FlaskClient) -> None:
+    answer = client.post("/webhooks/telegram/status", json={})
+    assert answer.status_code in (403, 404) and answer.is_json

@@ -17,8 +17,8 @@ from bot.launch import actions_ready, actions_spec, child_env, rasa_ready, rasa_
 from bot.services import Services, build_services
 from bot.supervisor import ManagedProcess
 from bot.worker import Worker
-from channels.sandbox import OutboxEntry
 from tests.conftest import ROOT, TEST_SECRETS, free_port, wait_for, write_config
+from tests.fakes.twilio_api import FakeTwilio
 from tests.helpers import InProcessPoster, signed_sms
 
 
@@ -51,7 +51,7 @@ class RasaStack:
 
 
 @pytest.fixture(scope="session")
-def stack_config(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Config:
+def stack_config_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("stack")
     path = write_config(
         folder,
@@ -63,7 +63,12 @@ def stack_config(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Co
             "server": {"public_url": "https://bot.example.com"},
         },
     )
-    return load_config(path, {"REDIS_URL": redis_url, **TEST_SECRETS})
+    return path
+
+
+@pytest.fixture(scope="session")
+def stack_config(stack_config_path: Path, redis_url: str) -> Config:
+    return load_config(stack_config_path, {"REDIS_URL": redis_url, **TEST_SECRETS})
 
 
 @pytest.fixture(scope="session")
@@ -106,12 +111,55 @@ class Product:
         )
         return self.client.post("/webhooks/sms", data=body, headers=headers).status_code
 
-    def replies(self, recipient: str) -> list[OutboxEntry]:
-        return self.services.outbox.read(channel="sms", recipient=recipient)
+    def replies(self, recipient: str) -> list[Sent]:
+        if self.twilio is not None:
+            return [Sent(m.body) for m in self.twilio.messages if m.to == recipient]
+        return [
+            Sent(e.text, e.conversation_id)
+            for e in self.services.outbox.read(channel="sms", recipient=recipient)
+        ]
+
+    twilio: FakeTwilio | None = None
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A message the product sent, wherever it went (the sandbox outbox or Twilio)."""
+
+    text: str
+    conversation_id: str = ""
 
 
 @pytest.fixture
 def product(stack_config: Config, rasa_stack: RasaStack, redis_client: redis.Redis) -> Iterator[Product]:
+    yield from _running(stack_config, rasa_stack, redis_client, None)
+
+
+@pytest.fixture
+def live_sms_product(
+    stack_config_path: Path,
+    redis_url: str,
+    rasa_stack: RasaStack,
+    redis_client: redis.Redis,
+    fake_twilio: FakeTwilio,
+) -> Iterator[Product]:
+    """The product with SMS live: Twilio credentials set, the REST API at the local stand-in."""
+    env = {"REDIS_URL": redis_url, **TEST_SECRETS, "TWILIO_ACCOUNT_SID": TWILIO_SID, "TWILIO_AUTH_TOKEN": "live-token",
+           "DEBTBOT__CHANNELS__SMS__API_BASE_URL": fake_twilio.base_url,
+           # A short code's pace: a long code's one segment a second would make the test slow.
+           "DEBTBOT__CHANNELS__SMS__SEGMENTS_PER_SECOND": "100"}  # fmt: skip
+    config = load_config(stack_config_path, env)
+    assert config.sms_live
+    yield from _running(config, rasa_stack, redis_client, fake_twilio)
+
+
+TWILIO_SID = "AC" + "5" * 32
+
+
+def _running(
+    config: Config, rasa_stack: RasaStack, redis_client: redis.Redis, twilio: FakeTwilio | None
+) -> Iterator[Product]:
+    stack_config = config
     services = build_services(stack_config, redis_client)
     report = AccountStore(redis_client, services.keys).import_csv(
         (ROOT / "examples" / "accounts.csv").read_text(),
@@ -121,7 +169,7 @@ def product(stack_config: Config, rasa_stack: RasaStack, redis_client: redis.Red
     poster = InProcessPoster()
     app = create_app(stack_config, services, poster=poster)
     poster.app = app
-    running = Product(stack_config, services, app.test_client(), None)
+    running = Product(stack_config, services, app.test_client(), None, twilio)
     running.start_worker()
     yield running
     if running.worker is not None:

@@ -10,9 +10,8 @@ import time
 import pytest
 
 from bot.opener import send_opener
-from channels.sandbox import OutboxEntry
 from tests.conftest import wait_for
-from tests.e2e.conftest import Product
+from tests.e2e.conftest import Product, Sent
 
 pytestmark = pytest.mark.e2e
 
@@ -20,7 +19,7 @@ JAMES = "+12025550143"  # ACC-1002: born 1979-11-02, owes $389.99 to Capitol Mob
 DEBT_WORDS = ("debt", "owe", "balance", "389", "Capitol", "collect")
 
 
-def say(product: Product, text: str, sid: str, already: int) -> list[OutboxEntry]:
+def say(product: Product, text: str, sid: str, already: int) -> list[Sent]:
     """James writes; return the bot's new replies once they stop coming."""
     assert product.sms(JAMES, text, sid) == 200
     wait_for(lambda: len(product.replies(JAMES)) > already, timeout=60, what=f"a reply to {text!r}")
@@ -49,7 +48,7 @@ def test_from_the_opener_to_a_created_plan_by_sms(product: Product) -> None:
     assert texts[0] == "Thank you, that's confirmed."
     assert texts[1].startswith("This is a communication from a debt collector.")
     assert texts[2] == "Your account with Capitol Mobile has $389.99 outstanding."
-    assert "1. Pay in full" in texts[3] and "2. A payment plan" in texts[3]
+    assert "1 Pay in full" in texts[3] and "2 A payment plan" in texts[3]
 
     before = len(product.replies(JAMES))
     replies = say(product, "I can do 50 a month", "SM" + "3" * 32, before)
