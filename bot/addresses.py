@@ -42,6 +42,12 @@ class AddressStatus:
     failures: int = 0
 
     @property
+    def silenced_since(self) -> float | None:
+        """Since when nothing may be sent (the earliest mark that silences), or ``None``."""
+        marks = [t for t in (self.wrong_party_at, self.opted_out_at) if t is not None]
+        return min(marks) if marks else None
+
+    @property
     def silenced_because(self) -> str | None:
         """Why nothing may be sent to this address any more, or ``None`` when it may be."""
         if self.wrong_party_at is not None:

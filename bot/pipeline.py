@@ -207,10 +207,11 @@ class OutboundHandler:
         channel = self.channels.get(message.channel)
         if channel is None:
             raise GiveUp(f"channel {message.channel} is not enabled")
-        silenced = self.addresses.status(message.channel, message.recipient).silenced_because
-        if silenced is not None and message.proactive:
-            # Replies in the turn that opted out (the one confirmation) still go; nothing
-            # the bot starts itself ever reaches a silenced address.
+        status = self.addresses.status(message.channel, message.recipient)
+        silenced, since = status.silenced_because, status.silenced_since
+        if silenced is not None and since is not None and (message.proactive or message.created_at < since):
+            # What was made after the opt-out (its one confirmation, a HELP answer) still
+            # goes; replies queued before it and anything the bot starts itself never do.
             logger.info("message %s withheld: address %s", message.outbox_id, silenced)
             self._record(message, DeliveryReceipt(
                 outbox_id=message.outbox_id, channel=message.channel, status=DeliveryStatus.FAILED,

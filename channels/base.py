@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import json
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -185,6 +186,9 @@ class OutboundMessage:
     conversation_id: str = ""
     in_reply_to: str | None = None
     proactive: bool = False
+    #: When the message was made (Unix time): a message made before its recipient opted out
+    #: is not sent after it.
+    created_at: float = field(default_factory=time.time)
 
     def to_json(self) -> str:
         """Serialise for the outbound queue."""
@@ -198,6 +202,7 @@ class OutboundMessage:
                 "conversation_id": self.conversation_id,
                 "in_reply_to": self.in_reply_to,
                 "proactive": self.proactive,
+                "created_at": self.created_at,
             },
             ensure_ascii=False,
         )
@@ -207,6 +212,7 @@ class OutboundMessage:
         """Inverse of :meth:`to_json`."""
         obj = json.loads(data)
         obj["buttons"] = tuple(Button(**b) for b in obj.get("buttons", []))
+        obj.setdefault("created_at", 0.0)  # queued before the field existed: treat as old
         return cls(**obj)
 
 

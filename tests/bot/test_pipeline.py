@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import redis
 
 from bot.config import Config
@@ -48,3 +50,16 @@ def test_the_reply_that_confirms_an_opt_out_still_goes(
     services.addresses.opt_out("sms", PHONE)
     handler(_entry(OutboundMessage(outbox_id="o2", channel="sms", recipient=PHONE, text="Understood.")))
     assert [m.text for m in services.outbox.read()] == ["Understood."]
+
+
+def test_a_reply_queued_before_the_opt_out_is_not_sent_after_it(
+    make_config: ConfigFactory, redis_client: redis.Redis[bytes]
+) -> None:
+    handler, services = _handler_and_services(make_config(), redis_client)
+    queued = OutboundMessage(outbox_id="o3", channel="sms", recipient=PHONE, text="Here's the plan.")
+    time.sleep(0.01)
+    services.addresses.opt_out("sms", PHONE)  # STOP arrived while the reply waited its turn
+    handler(_entry(queued))
+    assert services.outbox.read() == []
+    record = services.deliveries.get("o3")
+    assert record is not None and record.error_code == "withheld"
