@@ -139,6 +139,10 @@ class AddressBook:
         key = self._key(channel, address)
         return bool(self._failure_script(keys=[key], args=[threshold, str(time.time())]))
 
+    def clear_unreachable(self, channel: str, address: str) -> None:
+        """The person wrote to us from this address: it works again."""
+        self._redis.hdel(self._key(channel, address), "unreachable", "failures")
+
     def record_delivered(self, channel: str, address: str) -> None:
         """A message got through: the failures in a row start again from zero."""
         self._redis.hdel(self._key(channel, address), "failures")

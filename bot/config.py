@@ -212,6 +212,11 @@ class SmsConfig(_Section):
 class TelegramConfig(_Section):
     enabled: StrictBool = True
     api_base_url: str = "https://api.telegram.org"
+    bot_username: str | None = Field(default=None, regex=r"^[A-Za-z][A-Za-z0-9_]{3,30}[Bb][Oo][Tt]$")
+    link_ttl_hours: float = Field(default=72, gt=0, le=24 * 30)
+    timeout_seconds: float = Field(default=10, gt=0, le=120)
+    messages_per_second_per_chat: float = Field(default=1, gt=0, le=30)
+    messages_per_second: float = Field(default=30, gt=0, le=1000)
 
     _check_url = validator("api_base_url", allow_reuse=True)(_http_url)
 

@@ -33,6 +33,8 @@ STATUS_RANK = {
 #: Provider error codes meaning the person asked the provider to stop us (Twilio 21610:
 #: "attempt to send to unsubscribed recipient").
 OPTED_OUT_ERRORS = frozenset({"21610"})
+#: The person blocked the bot (Telegram 403): unreachable at once.
+BLOCKED_ERRORS = frozenset({"blocked"})
 #: Provider error codes meaning the number cannot be reached (Twilio 30003 unreachable
 #: handset, 30005 unknown or inactive number, 30006 landline or unreachable carrier).
 UNREACHABLE_ERRORS = frozenset({"30003", "30005", "30006"})
@@ -128,16 +130,16 @@ class DeliveryLog:
         if not kept:
             return False
         code = receipt.error_code or ""
+        channel, outbox_id = receipt.channel, receipt.outbox_id
         if code in OPTED_OUT_ERRORS:
-            if self._addresses.opt_out(receipt.channel, recipient):
-                logger.info(
-                    "message %s: provider says the recipient unsubscribed; opted out", receipt.outbox_id
-                )
+            if self._addresses.opt_out(channel, recipient):
+                logger.info("message %s: the recipient unsubscribed at the provider; opted out", outbox_id)
+        elif code in BLOCKED_ERRORS:
+            self._addresses.mark_unreachable(channel, recipient)
+            logger.info("message %s: the person blocked the bot; chat marked unreachable", outbox_id)
         elif code in UNREACHABLE_ERRORS:
-            if self._addresses.record_unreachable_failure(
-                receipt.channel, recipient, self._unreachable_after
-            ):
-                logger.info("message %s: error %s again; address marked unreachable", receipt.outbox_id, code)
+            if self._addresses.record_unreachable_failure(channel, recipient, self._unreachable_after):
+                logger.info("message %s: error %s again; address marked unreachable", outbox_id, code)
         elif receipt.status is DeliveryStatus.DELIVERED:
-            self._addresses.record_delivered(receipt.channel, recipient)
+            self._addresses.record_delivered(channel, recipient)
         return True

@@ -19,12 +19,15 @@ from bot.agent_queue import AgentQueue
 from bot.deliveries import DeliveryLog
 from bot.jobs import Jobs
 from bot.keywords import SmsKeywords
+from bot.notices import notice
 from bot.privacy import redact_card_numbers
 from bot.queues import Entry, GiveUp, KeyedQueue, RetryLater
 from bot.render import OfferedChoices, RenderOptions, render_replies
 from bot.store import Keys
+from bot.telegram_links import TelegramLinks
 from channels.base import (
     Channel,
+    ChannelError,
     DeliveryFailed,
     DeliveryReceipt,
     DeliveryStatus,
@@ -32,6 +35,7 @@ from channels.base import (
     OutboundMessage,
     RateLimited,
 )
+from channels.telegram import button_index
 from dialogue.rasa_client import BotReply, RasaClient, RasaRejected, RasaUnavailable
 
 logger = logging.getLogger(__name__)
@@ -47,8 +51,14 @@ def conversation_id_for(account: Account | None, message: InboundMessage) -> str
     return f"anon-{address_key(message.channel, message.sender)}"
 
 
-def identify(accounts: AccountStore, message: InboundMessage) -> Account | None:
-    """Find the account an inbound message comes from."""
+def identify(
+    accounts: AccountStore, message: InboundMessage, links: TelegramLinks | None = None
+) -> Account | None:
+    """Find the account an inbound message comes from (a linked Telegram chat first)."""
+    if message.channel == "telegram" and links is not None:
+        linked = links.account_for(message.sender)
+        if linked is not None:
+            return accounts.get(linked)
     if message.channel == "sms":
         return accounts.find("phone", message.sender)
     if message.channel == "email":
@@ -103,21 +113,33 @@ class InboundHandler:
     keywords: SmsKeywords
     choices: OfferedChoices
     render: RenderOptions
+    links: TelegramLinks
+    channels: Mapping[str, Channel]
     default_language: str
     dedupe_ttl_seconds: int
 
     def __call__(self, entry: Entry) -> None:
         message = InboundMessage.from_json(entry.payload)
-        account = identify(self.accounts, message)
+        if message.kind == "start" and message.text:
+            linked = self.links.redeem(message.text, message.sender)
+            logger.info(
+                "telegram message %s: /start link %s", message.external_id, "used" if linked else "unknown"
+            )
+        account = identify(self.accounts, message, self.links)
         conversation_id = conversation_id_for(account, message)
         source = f"{message.channel}:{message.external_id}"
+        language = account.language if account else self.default_language
         keyword = self.keywords.handle(message, account)
         if keyword is not None:
             replies = [BotReply(text=text) for text in keyword.replies]
             self._send(replies, message, conversation_id, source, what=f"keyword {keyword.kind.value}")
             return
-        silenced = self.addresses.status(message.channel, message.sender).silenced_because
+        status = self.addresses.status(message.channel, message.sender)
+        if status.unreachable_at is not None:  # they wrote from it, so it works again
+            self.addresses.clear_unreachable(message.channel, message.sender)
+        silenced = status.silenced_because
         if silenced is not None:
+            self._acknowledge(message)
             # The person asked us to stop here (or is not the person we want): the bot stays
             # silent on this address, and a person reads what they wrote and decides.
             self.agents.flag(
@@ -139,8 +161,23 @@ class InboundHandler:
             # The actions need the address to honour "wrong number" and "stop" for it.
             "address": message.sender,
         }
-        # "2" answers the second of the numbered choices we last offered on this address.
-        text = self.choices.resolve(message.channel, message.sender, message.text)
+        if message.kind == "unsupported":
+            self._send([BotReply(text=notice("text_only", language))], message, conversation_id, source,
+                       what="not text")  # fmt: skip
+            return
+        if message.kind == "choice":
+            # The button's data is only a position: what it means is what we offered.
+            payload = self.choices.pressed(message.channel, message.sender, button_index(message.text))
+            self._acknowledge(message, None if payload else notice("choice_expired", language))
+            if payload is None:
+                logger.info("conversation %s: a stale or unknown button pressed; ignored", conversation_id)
+                return
+            text = payload
+        elif message.kind == "start":
+            text = "/greet"  # opening the chat is a hello; a deep link was redeemed above
+        else:
+            # "2" answers the second of the numbered choices we last offered on this address.
+            text = self.choices.resolve(message.channel, message.sender, message.text)
         try:
             replies = self.rasa.send_message(
                 conversation_id, text, channel=message.channel, metadata=metadata
@@ -151,6 +188,15 @@ class InboundHandler:
             raise GiveUp(str(exc)) from exc
         self.choices.remember(message.channel, message.sender, replies)
         self._send(replies, message, conversation_id, source, what="dialogue")
+
+    def _acknowledge(self, message: InboundMessage, notice_text: str | None = None) -> None:
+        channel = self.channels.get(message.channel)
+        if channel is None or message.kind != "choice":
+            return
+        try:
+            channel.acknowledge(message, notice_text)
+        except ChannelError as exc:  # the spinner stops by itself; the reply still goes
+            logger.warning("could not answer button press %s: %s", message.external_id, exc)
 
     def _send(
         self,

@@ -35,6 +35,32 @@ def outbox_id(source: str, index: int) -> str:
     return hashlib.sha256(f"{source}#{index}".encode()).hexdigest()[:32]
 
 
+#: Telegram's limit on one message's text.
+TELEGRAM_MAX_TEXT = 4096
+
+
+def split_to_length(text: str, limit: int) -> list[str]:
+    """Cut ``text`` into pieces of at most ``limit`` characters, at the best boundary in reach:
+    a paragraph, a line, a sentence end, a space, and only as a last resort mid-word."""
+    pieces: list[str] = []
+    rest = text
+    while len(rest) > limit:
+        window = rest[: limit + 1]
+        cut = -1
+        for boundary in ("\n\n", "\n", ". ", "! ", "? ", "; ", ", ", " "):
+            found = window.rfind(boundary)
+            if found > limit // 4:  # not so early that we make a tiny piece
+                cut = found + len(boundary.rstrip()) if boundary.strip() else found
+                break
+        if cut <= 0:
+            cut = limit
+        pieces.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    if rest or not pieces:
+        pieces.append(rest)
+    return pieces
+
+
 def _text_for(reply: BotReply, channel: str) -> str:
     if not reply.buttons or channel in CHANNELS_WITH_BUTTONS:
         return reply.text
@@ -69,14 +95,16 @@ def render_replies(
         parts = [text]
         if channel == "sms":
             parts = fit_to_budget([prefer_gsm(plain(text))], options.sms_max_segments)
-        for part in parts:
+        elif channel == "telegram":
+            parts = split_to_length(text, TELEGRAM_MAX_TEXT)
+        for number, part in enumerate(parts, start=1):
             messages.append(
                 OutboundMessage(
                     outbox_id=outbox_id(source, len(messages)),
                     channel=channel,
                     recipient=recipient,
                     text=part,
-                    buttons=buttons,
+                    buttons=buttons if number == len(parts) else (),  # the choices close the reply
                     conversation_id=conversation_id,
                     in_reply_to=in_reply_to,
                 )
@@ -95,8 +123,6 @@ class OfferedChoices:
         return self._keys.choices(address_key(channel, address))
 
     def remember(self, channel: str, address: str, replies: Sequence[BotReply]) -> None:
-        if channel in CHANNELS_WITH_BUTTONS:
-            return
         offered = [reply.buttons for reply in replies if reply.buttons]
         key = self._key(channel, address)
         if offered:
@@ -105,13 +131,20 @@ class OfferedChoices:
         else:
             self._redis.delete(key)
 
+    def _offered(self, channel: str, address: str) -> list[str]:
+        raw = self._redis.get(self._key(channel, address))
+        return list(json.loads(raw)) if raw is not None else []
+
     def resolve(self, channel: str, address: str, text: str) -> str:
         """The payload of the chosen option when ``text`` is just its number, else ``text``."""
-        if channel in CHANNELS_WITH_BUTTONS:
-            return text
-        raw = self._redis.get(self._key(channel, address))
-        if raw is None:
-            return text
-        payloads: list[str] = json.loads(raw)
-        index = choice_from_reply(text, len(payloads))
+        payloads = self._offered(channel, address)
+        index = choice_from_reply(text, len(payloads)) if payloads else None
         return payloads[index] if index is not None else text
+
+    def pressed(self, channel: str, address: str, index: int | None) -> str | None:
+        """The payload of button ``index`` of the choices on offer; ``None`` when that button
+        was never offered or has been replaced since (a stale or forged press)."""
+        payloads = self._offered(channel, address)
+        if index is None or not 0 <= index < len(payloads):
+            return None
+        return payloads[index]

@@ -21,6 +21,7 @@ from bot.queues import KeyedQueue
 from bot.rate_limits import RedisPacer
 from bot.render import OfferedChoices, RenderOptions
 from bot.store import Keys, connect, redis_url
+from bot.telegram_links import TelegramLinks
 from channels.base import Channel, Pacer
 from channels.sandbox import SandboxChannel, SandboxOutbox
 from channels.sms import SmsChannel
@@ -41,6 +42,7 @@ class Services:
     addresses: AddressBook
     deliveries: DeliveryLog
     keywords: SmsKeywords
+    links: TelegramLinks
     channels: dict[str, Channel]
     outbox: SandboxOutbox
     inbound: KeyedQueue
@@ -76,6 +78,8 @@ class Services:
                 keywords=self.keywords,
                 choices=OfferedChoices(self.redis, self.keys),
                 render=RenderOptions(sms_max_segments=self.config.channels.sms.max_segments_per_message),
+                links=self.links,
+                channels=self.channels,
                 default_language=self.config.accounts.default_language,
                 dedupe_ttl_seconds=ttl,
             ),
@@ -113,6 +117,10 @@ def build_channels(config: Config, outbox: SandboxOutbox, pacer: Pacer | None = 
             webhook_secret=secrets.telegram_webhook_secret or "",
             bot_token=secrets.telegram_bot_token,
             api_base_url=telegram.api_base_url,
+            timeout_seconds=telegram.timeout_seconds,
+            pacer=pacer,
+            per_chat_per_second=telegram.messages_per_second_per_chat,
+            per_bot_per_second=telegram.messages_per_second,
         )
         channels["telegram"] = adapter if config.telegram_live else SandboxChannel(adapter, outbox)
     return channels
@@ -149,6 +157,7 @@ def build_services(config: Config, client: redis.Redis[bytes] | None = None) -> 
             client, keys, addresses, unreachable_after=config.channels.sms.unreachable_after_failures
         ),
         keywords=SmsKeywords(config, addresses),
+        links=TelegramLinks(client, keys, ttl_seconds=config.channels.telegram.link_ttl_hours * 3600),
         channels=build_channels(config, outbox, RedisPacer(client, keys)),
         outbox=outbox,
         inbound=inbound,

@@ -118,6 +118,17 @@ class Keys:
     def rate(self, bucket: str) -> str:
         return self._k("rate", bucket)
 
+    # Telegram deep-link tokens (hashed) -> account id; chat (hashed) -> account id;
+    # account -> its linked chat id (needed to write to it first)
+    def telegram_token(self, token_hash: str) -> str:
+        return self._k("tglink", token_hash)
+
+    def telegram_chat(self, chat_hash: str) -> str:
+        return self._k("tgchat", chat_hash)
+
+    def telegram_account_chat(self, account_id: str) -> str:
+        return self._k("account", account_id, "telegram_chat")
+
     # the numbered choices last offered to an address on a channel without buttons
     def choices(self, address_key: str) -> str:
         return self._k("choices", address_key)

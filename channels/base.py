@@ -132,6 +132,10 @@ class InboundMessage:
     sender_handle: str | None = None
     thread_id: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
+    #: ``text``; ``choice`` (a button pressed: ``text`` is its data, never trusted);
+    #: ``start`` (Telegram /start: ``text`` is the deep-link token, maybe empty);
+    #: ``unsupported`` (a photo, sticker, voice note...: nothing we can read).
+    kind: str = "text"
 
     def to_json(self) -> str:
         """Serialise for the durable inbound stream."""
@@ -146,6 +150,7 @@ class InboundMessage:
                 "sender_handle": self.sender_handle,
                 "thread_id": self.thread_id,
                 "raw": dict(self.raw),
+                "kind": self.kind,
             },
             ensure_ascii=False,
         )
@@ -278,6 +283,10 @@ class Channel(ABC):
     def parse_status(self, request: WebhookRequest) -> StatusCallback | None:
         """A delivery-status callback, for channels whose provider sends them."""
         raise UnsupportedCapability(f"{self.name} has no status callbacks")
+
+    def acknowledge(self, message: InboundMessage, notice: str | None = None) -> None:
+        """Tell the provider a button press was received (where it waits for that)."""
+        return None
 
     def find_sent(self, message: OutboundMessage, since: datetime) -> DeliveryReceipt | None:
         """After an unsure failure: the provider's record of ``message`` if it did go out.

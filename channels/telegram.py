@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
+import html
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 
 from channels.base import (
     Channel,
@@ -20,11 +24,14 @@ from channels.base import (
     InboundMessage,
     MalformedRequest,
     OutboundMessage,
+    Pacer,
     RateLimited,
     WebhookRequest,
 )
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
+#: Our error code for "the user blocked the bot" (Telegram's 403 Forbidden).
+BLOCKED = "blocked"
 
 T = TypeVar("T")
 
@@ -42,8 +49,29 @@ class _EventLoopThread:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
 
+#: Telegram's limit on one message's text (after entity parsing).
+MAX_TEXT = 4096
+
+
+def button_data(index: int) -> str:
+    """The ``callback_data`` of the ``index``-th button (0-based): a position, never a payload,
+    so nothing the server acts on comes from the client."""
+    return f"c{index + 1}"
+
+
+def button_index(data: str) -> int | None:
+    """Inverse of :func:`button_data`; ``None`` for data we never send."""
+    if len(data) <= 3 and data.startswith("c") and data[1:].isdigit() and data[1] != "0":
+        return int(data[1:]) - 1
+    return None
+
+
 class TelegramChannel(Channel):
-    """The Telegram adapter; ``bot_token`` is only needed to send."""
+    """The Telegram adapter; ``bot_token`` is only needed to send.
+
+    Texts go out in HTML parse mode with every fragment escaped; choices as an inline
+    keyboard whose buttons carry only their position. Sending is paced per chat and per bot.
+    """
 
     name = "telegram"
 
@@ -54,11 +82,17 @@ class TelegramChannel(Channel):
         bot_token: str | None = None,
         api_base_url: str = "https://api.telegram.org",
         timeout_seconds: float = 10.0,
+        pacer: Pacer | None = None,
+        per_chat_per_second: float = 1.0,
+        per_bot_per_second: float = 30.0,
     ) -> None:
         self._secret = webhook_secret.encode()
         self._bot_token = bot_token
         self._api_base_url = api_base_url.rstrip("/")
         self._timeout = timeout_seconds
+        self._pacer = pacer
+        self._per_chat = per_chat_per_second
+        self._per_bot = per_bot_per_second
         self._bot: Bot | None = None
         self._loop: _EventLoopThread | None = None
         self._lock = threading.Lock()
@@ -75,9 +109,13 @@ class TelegramChannel(Channel):
         data = request.json()
         if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
             raise MalformedRequest("a Telegram Update needs an integer update_id")
+        return self.parse_update(data)
+
+    def parse_update(self, data: dict[str, Any]) -> InboundMessage | None:
+        """An Update as our message; ``None`` for what we ignore (groups, edits, joins...)."""
         try:
             update = Update.de_json(data, None)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise MalformedRequest(f"not a Telegram Update: {exc}") from exc
         if update is None:
             return None
@@ -91,20 +129,29 @@ class TelegramChannel(Channel):
                 channel=self.name,
                 external_id=external_id,
                 sender=str(chat.id),
-                text=query.data or "",
+                text=(query.data or "")[:64],
                 sender_handle=query.from_user.username,
                 raw=data,
+                kind="choice",
             )
         message = update.message
         if message is None or message.chat.type != "private":
             return None
+        handle = message.from_user.username if message.from_user else None
+        text = message.text
+        kind = "text"
+        if text is None:
+            kind, text = "unsupported", ""
+        elif text == "/start" or text.startswith("/start "):
+            kind, text = "start", text[len("/start") :].strip()
         return InboundMessage(
             channel=self.name,
             external_id=external_id,
             sender=str(message.chat.id),
-            text=message.text or "",
-            sender_handle=message.from_user.username if message.from_user else None,
+            text=text,
+            sender_handle=handle,
             raw=data,
+            kind=kind,
         )
 
     def _runtime(self) -> tuple[Bot, _EventLoopThread]:
@@ -116,31 +163,78 @@ class TelegramChannel(Channel):
                 self._bot = Bot(self._bot_token, base_url=f"{self._api_base_url}/bot")
             return self._bot, self._loop
 
-    def send(self, message: OutboundMessage) -> DeliveryReceipt:
+    def call(self, make: Callable[[Bot], Coroutine[Any, Any, T]]) -> T:
+        """Run one Bot API call on this process's event loop, with Telegram's errors as ours."""
         bot, loop = self._runtime()
+        try:
+            return loop.run(make(bot), timeout=self._timeout + 5)
+        except RetryAfter as exc:
+            retry = exc.retry_after
+            seconds = retry.total_seconds() if isinstance(retry, timedelta) else float(retry)
+            raise RateLimited("Telegram flood control", retry_after=seconds) from exc
+        except Forbidden as exc:
+            raise DeliveryFailed(f"the user blocked the bot: {exc}", permanent=True, code=BLOCKED) from exc
+        except BadRequest as exc:
+            raise DeliveryFailed(
+                f"Telegram refused the call: {exc}", permanent=True, code="bad_request"
+            ) from exc
+        except TimedOut as exc:
+            raise DeliveryFailed(f"no answer from Telegram: {exc}", permanent=False, unsure=True) from exc
+        except (NetworkError, TelegramError, TimeoutError) as exc:
+            raise DeliveryFailed(f"Telegram unreachable: {exc}", permanent=False) from exc
+
+    def _pace(self, chat_id: str) -> None:
+        if self._pacer is None:
+            return
+        chat_bucket = "tg:chat:" + hashlib.sha256(chat_id.encode()).hexdigest()[:24]
+        wait = self._pacer.reserve([(chat_bucket, self._per_chat), ("tg:bot", self._per_bot)], cost=1)
+        if wait > 0:
+            raise RateLimited("Telegram pace (per chat / per bot)", retry_after=wait)
+
+    def send(self, message: OutboundMessage) -> DeliveryReceipt:
+        self._runtime()  # fails fast, before pacing, without a token
+        self._pace(message.recipient)
         markup = None
         if message.buttons:
             markup = InlineKeyboardMarkup(
-                [[InlineKeyboardButton(b.title, callback_data=b.payload[:64])] for b in message.buttons]
+                [[InlineKeyboardButton(b.title[:64], callback_data=button_data(n))]
+                 for n, b in enumerate(message.buttons)]
+            )  # fmt: skip
+        text = html.escape(message.text[:MAX_TEXT], quote=False)
+        sent = self.call(
+            lambda bot: bot.send_message(
+                chat_id=message.recipient, text=text, parse_mode=ParseMode.HTML, reply_markup=markup
             )
-        try:
-            sent = loop.run(
-                bot.send_message(chat_id=message.recipient, text=message.text, reply_markup=markup),
-                timeout=self._timeout,
-            )
-        except RetryAfter as exc:
-            retry = exc.retry_after
-            seconds = retry.total_seconds() if hasattr(retry, "total_seconds") else float(retry)
-            raise RateLimited("Telegram flood control", retry_after=seconds) from exc
-        except Forbidden as exc:
-            raise DeliveryFailed(f"the user blocked the bot: {exc}", permanent=True) from exc
-        except BadRequest as exc:
-            raise DeliveryFailed(f"Telegram refused the message: {exc}", permanent=True) from exc
-        except (NetworkError, TelegramError, TimeoutError) as exc:
-            raise DeliveryFailed(f"Telegram unreachable: {exc}", permanent=False) from exc
+        )
         return DeliveryReceipt(
             outbox_id=message.outbox_id,
             channel=self.name,
             status=DeliveryStatus.SENT,
             external_id=str(sent.message_id),
         )
+
+    def acknowledge(self, message: InboundMessage, notice: str | None = None) -> None:
+        """Answer a button press (Telegram shows a spinner until we do)."""
+        query = message.raw.get("callback_query") if message.kind == "choice" else None
+        if not isinstance(query, dict) or not query.get("id"):
+            return
+        self.call(lambda bot: bot.answer_callback_query(str(query["id"]), text=notice))
+
+    def set_webhook(self, url: str, secret: str) -> bool:
+        return bool(
+            self.call(
+                lambda bot: bot.set_webhook(
+                    url=url, secret_token=secret, allowed_updates=["message", "callback_query"]
+                )
+            )
+        )
+
+    def get_updates(self, offset: int | None, timeout: int) -> list[dict[str, Any]]:
+        """Long-poll for updates (development without a public URL)."""
+        updates = self.call(
+            lambda bot: bot.get_updates(
+                offset=offset, timeout=timeout, allowed_updates=["message", "callback_query"],
+                read_timeout=timeout + 10,
+            )
+        )  # fmt: skip
+        return [u.to_dict() for u in updates]

@@ -1,0 +1,20 @@
+"""The few things the product says itself, outside the dialogue, in each language."""
+
+from __future__ import annotations
+
+_NOTICES: dict[str, dict[str, str]] = {
+    "text_only": {
+        "en": "Sorry, I can only read text here. Could you type your message?",
+        "es": "Lo siento, aquí solo puedo leer texto. ¿Podría escribirme su mensaje?",
+    },
+    "choice_expired": {
+        "en": "That choice is no longer open. Please use the latest message.",
+        "es": "Esa opción ya no está disponible. Use el mensaje más reciente, por favor.",
+    },
+}
+
+
+def notice(name: str, language: str) -> str:
+    """Notice ``name`` in ``language`` (English when there is no translation)."""
+    texts = _NOTICES[name]
+    return texts.get(language) or texts["en"]
