@@ -141,6 +141,56 @@ def open_conversation(account_id: str, channel: str, config_path: str | None) ->
     click.echo(f"opener queued for {account_id} on {channel} ({len(messages)} message(s))")
 
 
+@main.group()
+def telegram() -> None:
+    """The Telegram bot: register the webhook, or poll for development."""
+
+
+def _live_telegram(config: Config):  # type: ignore[no-untyped-def]
+    from bot.services import build_services
+    from channels.telegram import TelegramChannel
+
+    if not config.telegram_live:
+        click.echo("debtbot: set TELEGRAM_BOT_TOKEN and TELEGRAM_WEBHOOK_SECRET first", err=True)
+        sys.exit(2)
+    services = build_services(config)
+    channel = services.channels.get("telegram")
+    if not isinstance(channel, TelegramChannel):
+        click.echo("debtbot: channels.telegram.enabled is false", err=True)
+        sys.exit(2)
+    return services, channel
+
+
+@telegram.command("set-webhook")
+@config_option
+def telegram_set_webhook(config_path: str | None) -> None:
+    """Point Telegram at <server.public_url>/webhooks/telegram, with the secret token."""
+    from channels.base import ChannelError
+
+    config = _load(config_path)
+    _, channel = _live_telegram(config)
+    url = f"{config.server.public_url}/webhooks/telegram"
+    try:
+        channel.set_webhook(url, config.secrets.telegram_webhook_secret or "")
+    except ChannelError as exc:
+        click.echo(f"debtbot: Telegram refused: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"webhook set: {url}")
+
+
+@telegram.command("poll")
+@config_option
+@click.option("--once", is_flag=True, help="fetch one batch and stop (for scripts and tests)")
+def telegram_poll(config_path: str | None, once: bool) -> None:
+    """Fetch updates by long polling (development without a public URL). Each update takes
+    the same path as a webhook: de-duplicated, stored, answered by the worker."""
+    from bot.telegram_poller import poll
+
+    config = _load(config_path)
+    services, channel = _live_telegram(config)
+    poll(services, channel, once=once, echo=click.echo)
+
+
 @main.command("check-config")
 @config_option
 def check_config(config_path: str | None) -> None:

@@ -7,6 +7,10 @@ _NOTICES: dict[str, dict[str, str]] = {
         "en": "Sorry, I can only read text here. Could you type your message?",
         "es": "Lo siento, aquí solo puedo leer texto. ¿Podría escribirme su mensaje?",
     },
+    "telegram_link": {
+        "en": "If you'd rather chat on Telegram, this link opens a private chat with us: {link}",
+        "es": "Si prefiere hablar por Telegram, este enlace abre un chat privado con nosotros: {link}",
+    },
     "choice_expired": {
         "en": "That choice is no longer open. Please use the latest message.",
         "es": "Esa opción ya no está disponible. Use el mensaje más reciente, por favor.",

@@ -12,10 +12,13 @@ import time
 from dataclasses import replace
 
 from bot.errors import InvalidRequest, NotFound
+from bot.notices import notice
 from bot.pipeline import enqueue_outbound
 from bot.render import render_replies
 from bot.services import Services
+from bot.telegram_links import deep_link
 from channels.base import OutboundMessage
+from dialogue.rasa_client import BotReply
 
 OPENER_INTENT = "EXTERNAL_opener"
 
@@ -31,7 +34,25 @@ def opener_address(services: Services, account_id: str, channel: str) -> str:
         )
     if channel == "sms" and account.phone:
         return account.phone
+    if channel == "telegram":
+        chat = services.links.chat_for(account_id)
+        if chat:
+            return chat
+        raise InvalidRequest(
+            f"account {account_id} has no Telegram chat yet (it is linked by the link in an opener)"
+        )
     raise InvalidRequest(f"account {account_id} cannot be reached on {channel} yet")
+
+
+def telegram_invitation(services: Services, account_id: str, channel: str) -> str | None:
+    """An offer to move to Telegram, with a one-time link, when the bot has a username."""
+    telegram = services.config.channels.telegram
+    if channel == "telegram" or "telegram" not in services.channels or not telegram.bot_username:
+        return None
+    account = services.accounts.get(account_id)
+    language = account.language if account else services.config.accounts.default_language
+    token = services.links.issue(account_id)
+    return notice("telegram_link", language).format(link=deep_link(telegram.bot_username, token))
 
 
 def send_opener(services: Services, account_id: str, channel: str) -> list[OutboundMessage]:
@@ -41,6 +62,9 @@ def send_opener(services: Services, account_id: str, channel: str) -> list[Outbo
     replies = services.rasa.trigger_intent(conversation_id, OPENER_INTENT, entities={"channel": channel})
     # Each opener is its own event: ids from the account and the moment, not from a message.
     source = hashlib.sha256(f"opener:{account_id}:{channel}:{time.time_ns()}".encode()).hexdigest()
+    link = telegram_invitation(services, account_id, channel)
+    if link is not None:
+        replies = [*replies, BotReply(text=link)]
     rendered = render_replies(
         replies, channel=channel, recipient=address, conversation_id=conversation_id, source=source
     )

@@ -56,8 +56,8 @@ def split_to_length(text: str, limit: int) -> list[str]:
             cut = limit
         pieces.append(rest[:cut].rstrip())
         rest = rest[cut:].lstrip()
-    if rest or not pieces:
-        pieces.append(rest)
+    if rest.strip() or not pieces:
+        pieces.append(rest.rstrip())
     return pieces
 
 

@@ -129,6 +129,10 @@ class Keys:
     def telegram_account_chat(self, account_id: str) -> str:
         return self._k("account", account_id, "telegram_chat")
 
+    @property
+    def telegram_poll_offset(self) -> str:
+        return self._k("tgpoll", "offset")
+
     # the numbered choices last offered to an address on a channel without buttons
     def choices(self, address_key: str) -> str:
         return self._k("choices", address_key)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import redis
 
-from bot.render import OfferedChoices, RenderOptions, render_replies
+from bot.render import OfferedChoices, RenderOptions, render_replies, split_to_length
 from bot.store import Keys
 from channels.sms_text import segments
 from dialogue.rasa_client import BotReply
@@ -76,3 +76,26 @@ def test_number_buttons_for_options_the_text_already_lists_add_nothing() -> None
         text="Reply with a number:\n1. $20 a week\n2. $40 a fortnight", buttons=(("1", "1"), ("2", "2"))
     )
     assert _render([options]) == [options.text]
+
+
+def test_telegram_text_over_4096_characters_is_split_at_sentences_with_buttons_on_the_last() -> None:
+    sentence = "We can set up a plan that works for you. "
+    long = BotReply(text=sentence * 150, buttons=(("Yes", "/affirm"),))
+    messages = render_replies([long], channel="telegram", recipient="42", conversation_id="c", source="t:1")
+    assert len(messages) == 2 and all(len(m.text) <= 4096 for m in messages)
+    assert all(m.text.endswith("for you.") for m in messages)
+    assert messages[0].buttons == () and len(messages[1].buttons) == 1
+    assert " ".join(m.text for m in messages).split() == long.text.split()
+
+
+def test_split_to_length_cuts_a_single_huge_word_hard() -> None:
+    assert split_to_length("x" * 10, 4) == ["xxxx", "xxxx", "xx"]
+
+
+def test_a_button_press_is_resolved_only_for_a_button_on_offer(redis_client: redis.Redis[bytes]) -> None:
+    choices = OfferedChoices(redis_client, Keys("debtbot"))
+    choices.remember("telegram", "42", [CONFIRM])
+    assert choices.pressed("telegram", "42", 1) == "/deny"
+    assert choices.pressed("telegram", "42", 2) is None
+    assert choices.pressed("telegram", "42", None) is None
+    assert choices.pressed("telegram", "43", 0) is None  # another chat

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from channels.base import ChannelAuthError, MalformedRequest, WebhookRequest
-from channels.telegram import SECRET_HEADER, TelegramChannel
+from channels.base import ChannelAuthError, DeliveryFailed, MalformedRequest, OutboundMessage, WebhookRequest
+from channels.telegram import SECRET_HEADER, TelegramChannel, button_data, button_index
 
 SECRET = "tg-secret_123"
 
@@ -81,3 +81,50 @@ def test_callback_query_becomes_a_message_with_its_data(telegram: TelegramChanne
 def test_bodies_that_are_not_updates_are_malformed(telegram: TelegramChannel, body: bytes) -> None:
     with pytest.raises(MalformedRequest):
         telegram.parse(WebhookRequest("POST", "u", {SECRET_HEADER: SECRET}, body))
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        {"sticker": {"file_id": "s", "file_unique_id": "u", "type": "regular", "width": 512, "height": 512,
+                     "is_animated": False, "is_video": False}},
+        {"photo": [{"file_id": "p", "file_unique_id": "u", "width": 90, "height": 90}]},
+        {"voice": {"file_id": "v", "file_unique_id": "u", "duration": 3}},
+    ],
+)  # fmt: skip
+def test_stickers_photos_and_voice_notes_are_unsupported_not_errors(
+    telegram: TelegramChannel, content: dict[str, Any]
+) -> None:
+    body = update(**content)
+    del body["message"]["text"]
+    message = telegram.parse(request(body))
+    assert message is not None and message.kind == "unsupported" and message.text == ""
+
+
+def test_start_with_a_deep_link_token_carries_the_token(telegram: TelegramChannel) -> None:
+    message = telegram.parse(request(update(text="/start AbC-123_x")))
+    assert message is not None and message.kind == "start" and message.text == "AbC-123_x"
+
+
+def test_plain_start_is_a_start_without_token(telegram: TelegramChannel) -> None:
+    message = telegram.parse(request(update(text="/start")))
+    assert message is not None and message.kind == "start" and message.text == ""
+
+
+def test_edited_messages_and_channel_posts_are_ignored(telegram: TelegramChannel) -> None:
+    edited = {"update_id": 7, "edited_message": update()["message"] | {"edit_date": 1700000100}}
+    assert telegram.parse(request(edited)) is None
+    post = {"update_id": 8, "channel_post": update()["message"] | {"chat": {"id": -100, "type": "channel"}}}
+    assert telegram.parse(request(post)) is None
+
+
+def test_button_data_is_a_position_and_anything_else_is_refused() -> None:
+    assert [button_index(button_data(n)) for n in range(3)] == [0, 1, 2]
+    for forged in ["/affirm", "c0", "c", "c999", "x1", "c-1", ""]:
+        assert button_index(forged) is None
+
+
+def test_sending_without_a_token_is_a_permanent_failure(telegram: TelegramChannel) -> None:
+    with pytest.raises(DeliveryFailed) as failed:
+        telegram.send(OutboundMessage(outbox_id="o", channel="telegram", recipient="42", text="hi"))
+    assert failed.value.permanent

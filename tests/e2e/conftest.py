@@ -17,6 +17,8 @@ from bot.launch import actions_ready, actions_spec, child_env, rasa_ready, rasa_
 from bot.services import Services, build_services
 from bot.supervisor import ManagedProcess
 from bot.worker import Worker
+from channels.sandbox import OutboxEntry
+from channels.telegram import SECRET_HEADER
 from tests.conftest import ROOT, TEST_SECRETS, free_port, wait_for, write_config
 from tests.fakes.twilio_api import FakeTwilio
 from tests.helpers import InProcessPoster, signed_sms
@@ -110,6 +112,15 @@ class Product:
             token=self.config.secrets.twilio_auth_token or "",
         )
         return self.client.post("/webhooks/sms", data=body, headers=headers).status_code
+
+    def telegram(self, update: dict[str, object]) -> int:
+        """Post a Telegram update to the webhook with the bot's secret token."""
+        secret = self.config.secrets.telegram_webhook_secret or ""
+        answer = self.client.post("/webhooks/telegram", json=update, headers={SECRET_HEADER: secret})
+        return answer.status_code
+
+    def telegram_replies(self, chat_id: str) -> list[OutboxEntry]:
+        return self.services.outbox.read(channel="telegram", recipient=chat_id)
 
     def replies(self, recipient: str) -> list[Sent]:
         if self.twilio is not None:
