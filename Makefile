@@ -10,7 +10,7 @@ RASA := cd rasa_project && RASA_TELEMETRY_ENABLED=false TF_CPP_MIN_LOG_LEVEL=2 .
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test lint typecheck unit rasa-validate rasa-test-stories eval nlu-floor model install clean
+.PHONY: run test lint typecheck unit rasa-validate rasa-test-stories eval nlu-floor bench model install clean
 
 run: $(STAMP)
 	$(BIN)/debtbot run
@@ -58,6 +58,10 @@ nlu-floor: $(STAMP)
 	model=$$($(BIN)/debtbot train --print-path) && \
 		RASA_TELEMETRY_ENABLED=false TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m bot.evaluate --model "$$model" \
 		--tests rasa_project/tests --fail-below 0.85
+
+# Benchmarks (not tests): ratios against a baseline measured in the same run.
+bench: $(STAMP)
+	$(BIN)/python -m bench.webhooks
 
 clean:
 	rm -rf $(VENV) var models .mypy_cache .ruff_cache .pytest_cache
