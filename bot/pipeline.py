@@ -156,7 +156,7 @@ class InboundHandler:
         metadata = {
             "channel": message.channel,
             "account_id": account.account_id if account else None,
-            "language": account.language if account else self.default_language,
+            "language": language,
             "external_id": message.external_id,
             # The actions need the address to honour "wrong number" and "stop" for it.
             "address": message.sender,
