@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import redis
 
+from bot.addresses import address_key
 from bot.config import Config
-from bot.pipeline import OutboundHandler
-from bot.queues import Entry
-from bot.services import build_services
-from channels.base import OutboundMessage
-from tests.conftest import ConfigFactory
+from bot.pipeline import InboundHandler, OutboundHandler
+from bot.queues import Entry, RetryLater
+from bot.services import Services, build_services
+from channels.base import InboundMessage, OutboundMessage
+from dialogue.rasa_client import RasaClient
+from tests.conftest import ConfigFactory, free_port
 
 PHONE = "+12025550143"
 
@@ -63,3 +66,50 @@ def test_a_reply_queued_before_the_opt_out_is_not_sent_after_it(
     assert services.outbox.read() == []
     record = services.deliveries.get("o3")
     assert record is not None and record.error_code == "withheld"
+
+
+def _inbound_handler(services: Services) -> InboundHandler:
+    from bot.agent_queue import AgentQueue
+    from bot.render import OfferedChoices, RenderOptions
+
+    return InboundHandler(
+        accounts=services.accounts, addresses=services.addresses, agents=AgentQueue(services.redis, services.keys),
+        rasa=RasaClient(f"http://127.0.0.1:{free_port()}", "t", timeout=1), outbound=services.outbound,
+        jobs=services.jobs, keys=services.keys, keywords=services.keywords,
+        choices=OfferedChoices(services.redis, services.keys), render=RenderOptions(), links=services.links,
+        channels=services.channels, default_language="en", dedupe_ttl_seconds=60,
+    )  # fmt: skip
+
+
+def _inbound(message: InboundMessage) -> Entry:
+    return Entry(key="k", entry_id="1-0", payload=message.to_json())
+
+
+def test_writing_from_an_unreachable_chat_makes_it_reachable_again(
+    make_config: ConfigFactory, redis_client: redis.Redis[bytes]
+) -> None:
+    services = build_services(make_config(), redis_client)
+    services.addresses.mark_unreachable("telegram", "42")
+    message = InboundMessage(channel="telegram", external_id="7", sender="42", text="hi")
+    with pytest.raises(RetryLater):  # no Rasa here: the message waits, but the mark is gone
+        _inbound_handler(services)(_inbound(message))
+    assert services.addresses.status("telegram", "42").unreachable_at is None
+
+
+def test_a_photo_gets_a_kind_text_only_answer_without_the_dialogue(
+    make_config: ConfigFactory, redis_client: redis.Redis[bytes]
+) -> None:
+    services = build_services(make_config(), redis_client)
+    message = InboundMessage(channel="telegram", external_id="8", sender="42", text="", kind="unsupported")
+    _inbound_handler(services)(_inbound(message))  # no Rasa needed, so no RetryLater
+    [queued] = services.outbound.unhandled(address_key("telegram", "42"))
+    assert "I can only read text here" in OutboundMessage.from_json(queued.payload).text
+
+
+def test_a_button_never_offered_is_ignored_without_the_dialogue(
+    make_config: ConfigFactory, redis_client: redis.Redis[bytes]
+) -> None:
+    services = build_services(make_config(), redis_client)
+    message = InboundMessage(channel="telegram", external_id="9", sender="42", text="c1", kind="choice")
+    _inbound_handler(services)(_inbound(message))
+    assert services.outbound.unhandled(address_key("telegram", "42")) == []
