@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -17,9 +19,10 @@ from bot.launch import actions_ready, actions_spec, child_env, rasa_ready, rasa_
 from bot.services import Services, build_services
 from bot.supervisor import ManagedProcess
 from bot.worker import Worker
-from channels.sandbox import OutboxEntry
 from channels.telegram import SECRET_HEADER
 from tests.conftest import ROOT, TEST_SECRETS, free_port, wait_for, write_config
+from tests.fakes import telegram_api
+from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.twilio_api import FakeTwilio
 from tests.helpers import InProcessPoster, signed_sms
 
@@ -119,8 +122,16 @@ class Product:
         answer = self.client.post("/webhooks/telegram", json=update, headers={SECRET_HEADER: secret})
         return answer.status_code
 
-    def telegram_replies(self, chat_id: str) -> list[OutboxEntry]:
-        return self.services.outbox.read(channel="telegram", recipient=chat_id)
+    def telegram_replies(self, chat_id: str) -> list[TelegramSent]:
+        if self.telegram_api is not None:
+            return [
+                TelegramSent(html.unescape(m.text), _titles(m.reply_markup))
+                for m in self.telegram_api.sent if str(m.chat_id) == chat_id
+            ]  # fmt: skip
+        return [
+            TelegramSent(e.text, [b["title"] for b in e.buttons])
+            for e in self.services.outbox.read(channel="telegram", recipient=chat_id)
+        ]
 
     def replies(self, recipient: str) -> list[Sent]:
         if self.twilio is not None:
@@ -131,6 +142,20 @@ class Product:
         ]
 
     twilio: FakeTwilio | None = None
+    telegram_api: FakeTelegram | None = None
+
+
+@dataclass(frozen=True)
+class TelegramSent:
+    """A Telegram message the product sent: its text as the person sees it, and its buttons."""
+
+    text: str
+    buttons: list[str]
+
+
+def _titles(markup: dict[str, Any] | None) -> list[str]:
+    rows = (markup or {}).get("inline_keyboard", [])
+    return [button["text"] for row in rows for button in row]
 
 
 @dataclass(frozen=True)
@@ -167,8 +192,36 @@ def live_sms_product(
 TWILIO_SID = "AC" + "5" * 32
 
 
+@pytest.fixture
+def telegram_product(
+    stack_config: Config,
+    stack_config_path: Path,
+    redis_url: str,
+    rasa_stack: RasaStack,
+    redis_client: redis.Redis,
+) -> Iterator[Product]:
+    """The product with Telegram live against the Bot API stand-in, or sandboxed when the
+    Bot API description is absent (the conversation is worth running either way)."""
+    if telegram_api.spec_missing_reason() is not None:
+        yield from _running(stack_config, rasa_stack, redis_client, None)
+        return
+    with telegram_api.FakeTelegram(telegram_api.TelegramSpec.load()) as fake:
+        env = {"REDIS_URL": redis_url, **TEST_SECRETS, "TELEGRAM_BOT_TOKEN": fake.token,
+               "TELEGRAM_WEBHOOK_SECRET": "e2e-telegram-secret",
+               "DEBTBOT__CHANNELS__TELEGRAM__API_BASE_URL": fake.base_url,
+               "DEBTBOT__CHANNELS__TELEGRAM__MESSAGES_PER_SECOND_PER_CHAT": "30"}  # fmt: skip
+        config = load_config(stack_config_path, env)
+        assert config.telegram_live
+        yield from _running(config, rasa_stack, redis_client, None, telegram=fake)
+
+
 def _running(
-    config: Config, rasa_stack: RasaStack, redis_client: redis.Redis, twilio: FakeTwilio | None
+    config: Config,
+    rasa_stack: RasaStack,
+    redis_client: redis.Redis,
+    twilio: FakeTwilio | None,
+    *,
+    telegram: FakeTelegram | None = None,
 ) -> Iterator[Product]:
     stack_config = config
     services = build_services(stack_config, redis_client)
@@ -180,7 +233,7 @@ def _running(
     poster = InProcessPoster()
     app = create_app(stack_config, services, poster=poster)
     poster.app = app
-    running = Product(stack_config, services, app.test_client(), None, twilio)
+    running = Product(stack_config, services, app.test_client(), None, twilio, telegram)
     running.start_worker()
     yield running
     if running.worker is not None:

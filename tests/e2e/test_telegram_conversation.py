@@ -61,10 +61,11 @@ class Chat:
 
 
 def titles(entry: Any) -> list[str]:
-    return [b["title"] for b in entry.buttons]
+    return list(entry.buttons)
 
 
-def test_from_a_deep_link_to_a_plan_chosen_with_buttons(product: Product) -> None:
+def test_from_a_deep_link_to_a_plan_chosen_with_buttons(telegram_product: Product) -> None:
+    product = telegram_product
     chat = Chat(product)
     token = product.services.links.issue("ACC-1002")
     [hello] = chat.say(f"/start {token}")
@@ -103,3 +104,7 @@ def test_from_a_deep_link_to_a_plan_chosen_with_buttons(product: Product) -> Non
     first = chat.say("thanks")
     assert chat.say("thanks", update_id=chat.update_id) == []  # Telegram retried the same update
     assert len(first) >= 1
+    if product.telegram_api is not None:  # live: every call was a valid Bot API call
+        assert product.telegram_api.invalid_calls == []
+        presses = [c for c in product.telegram_api.calls if c.method == "answerCallbackQuery"]
+        assert len(presses) == 5  # every press answered, stale and forged ones included

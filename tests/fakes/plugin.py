@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.fakes import telegram_api
 from tests.fakes.twilio_api import FakeTwilio, TwilioSpec, spec_missing_reason
 
 
@@ -16,4 +17,14 @@ def fake_twilio() -> Iterator[FakeTwilio]:
     if reason is not None:
         pytest.skip(reason)
     with FakeTwilio(TwilioSpec.load()) as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_telegram() -> Iterator[telegram_api.FakeTelegram]:
+    """A started FakeTelegram (skips when the Telegram Bot API description is absent)."""
+    reason = telegram_api.spec_missing_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    with telegram_api.FakeTelegram(telegram_api.TelegramSpec.load()) as fake:
         yield fake

@@ -1,0 +1,129 @@
+"""Telegram out through python-telegram-bot, against a Bot API stand-in that checks every call
+against the Bot API description: escaping, keyboards, flood control, blocked users, button
+answers, webhook registration and polling."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import redis
+
+from bot.addresses import AddressBook
+from bot.deliveries import DeliveryLog
+from bot.pipeline import OutboundHandler
+from bot.queues import Entry, RetryLater
+from bot.rate_limits import RedisPacer
+from bot.store import Keys
+from channels.base import Button, InboundMessage, OutboundMessage, RateLimited
+from channels.telegram import TelegramChannel
+from tests.fakes.telegram_api import FakeTelegram, callback_update
+
+CHAT = "5550001"
+
+
+def _channel(fake: FakeTelegram, client: redis.Redis[bytes] | None = None) -> TelegramChannel:
+    pacer = RedisPacer(client, Keys("debtbot")) if client is not None else None
+    return TelegramChannel(webhook_secret="s", bot_token=fake.token, api_base_url=fake.base_url, pacer=pacer)
+
+
+def _message(text: str, buttons: tuple[Button, ...] = (), outbox_id: str = "o1") -> OutboundMessage:
+    return OutboundMessage(
+        outbox_id=outbox_id, channel="telegram", recipient=CHAT, text=text, buttons=buttons
+    )
+
+
+def test_text_goes_out_in_html_with_everything_escaped(fake_telegram: FakeTelegram) -> None:
+    receipt = _channel(fake_telegram).send(_message("Pay <b>now</b> & 5 < 6? Not at all."))
+    [sent] = fake_telegram.sent
+    assert sent.parse_mode == "HTML"
+    assert sent.text == "Pay &lt;b&gt;now&lt;/b&gt; &amp; 5 &lt; 6? Not at all."
+    assert receipt.external_id == str(sent.message_id)
+    assert fake_telegram.invalid_calls == []
+
+
+def test_choices_are_an_inline_keyboard_of_positions(fake_telegram: FakeTelegram) -> None:
+    buttons = (Button("Yes, set it up", "/affirm"), Button("No, change it", '/deny{"x": "' + "y" * 80 + '"}'))
+    _channel(fake_telegram).send(_message("Shall I set that up for you?", buttons))
+    [sent] = fake_telegram.sent
+    assert sent.reply_markup is not None
+    rows = sent.reply_markup["inline_keyboard"]
+    assert [(b["text"], b["callback_data"]) for row in rows for b in row] == [
+        ("Yes, set it up", "c1"), ("No, change it", "c2"),
+    ]  # fmt: skip
+    assert fake_telegram.invalid_calls == []
+
+
+def test_flood_control_waits_as_long_as_telegram_says(fake_telegram: FakeTelegram) -> None:
+    fake_telegram.fail_next("sendMessage", error_code=429, description="Too Many Requests: retry after 7",
+                            retry_after=7)  # fmt: skip
+    with pytest.raises(RateLimited) as limited:
+        _channel(fake_telegram).send(_message("hi"))
+    assert limited.value.retry_after == 7
+
+
+def test_a_user_who_blocked_the_bot_is_unreachable_and_not_retried(
+    fake_telegram: FakeTelegram, redis_client: redis.Redis[bytes]
+) -> None:
+    keys = Keys("debtbot")
+    addresses = AddressBook(redis_client, keys)
+    handler = OutboundHandler(channels={"telegram": _channel(fake_telegram)}, addresses=addresses,
+                              deliveries=DeliveryLog(redis_client, keys, addresses))  # fmt: skip
+    fake_telegram.fail_next(
+        "sendMessage", error_code=403, description="Forbidden: bot was blocked by the user"
+    )
+    handler(Entry(key="k", entry_id="1-0", payload=_message("hi").to_json()))  # no RetryLater: settled
+    assert addresses.status("telegram", CHAT).unreachable_at is not None
+    assert fake_telegram.sent == []
+
+
+def test_a_server_error_is_retried(fake_telegram: FakeTelegram, redis_client: redis.Redis[bytes]) -> None:
+    keys = Keys("debtbot")
+    addresses = AddressBook(redis_client, keys)
+    handler = OutboundHandler(channels={"telegram": _channel(fake_telegram)}, addresses=addresses,
+                              deliveries=DeliveryLog(redis_client, keys, addresses))  # fmt: skip
+    fake_telegram.fail_next("sendMessage", error_code=502, description="Bad Gateway")
+    with pytest.raises(RetryLater):
+        handler(Entry(key="k", entry_id="1-0", payload=_message("hi").to_json()))
+    handler(Entry(key="k", entry_id="1-0", payload=_message("hi").to_json()))
+    assert len(fake_telegram.sent) == 1
+
+
+def test_one_message_per_second_per_chat(
+    fake_telegram: FakeTelegram, redis_client: redis.Redis[bytes]
+) -> None:
+    channel = _channel(fake_telegram, redis_client)
+    channel.send(_message("first"))
+    with pytest.raises(RateLimited) as limited:
+        channel.send(_message("second", outbox_id="o2"))
+    assert 0 < limited.value.retry_after <= 1.0
+    other = OutboundMessage(outbox_id="o3", channel="telegram", recipient="777", text="another chat")
+    time.sleep(1 / 30)  # the bot as a whole sends at most 30 a second
+    channel.send(other)  # another chat is not held up
+    assert len(fake_telegram.sent) == 2
+
+
+def test_every_button_press_is_answered(fake_telegram: FakeTelegram) -> None:
+    channel = _channel(fake_telegram)
+    update = callback_update(11, int(CHAT), "c1", 5)
+    message = channel.parse_update(update)
+    assert message is not None and message.kind == "choice"
+    channel.acknowledge(message, "That choice is no longer open.")
+    [answered] = fake_telegram.answered_callbacks
+    assert answered.callback_query_id == update["callback_query"]["id"]
+    assert answered.text == "That choice is no longer open."
+    assert fake_telegram.invalid_calls == []
+
+
+def test_plain_text_is_not_answered_as_a_button(fake_telegram: FakeTelegram) -> None:
+    message = InboundMessage(channel="telegram", external_id="1", sender=CHAT, text="hi")
+    _channel(fake_telegram).acknowledge(message)
+    assert fake_telegram.answered_callbacks == []
+
+
+def test_the_webhook_is_registered_with_the_secret(fake_telegram: FakeTelegram) -> None:
+    _channel(fake_telegram).set_webhook("https://bot.example.com/webhooks/telegram", "s3cret")
+    webhook = fake_telegram.webhook
+    assert webhook is not None and webhook.url == "https://bot.example.com/webhooks/telegram"
+    assert webhook.secret_token == "s3cret" and webhook.allowed_updates == ("message", "callback_query")
+    assert fake_telegram.invalid_calls == []
