@@ -24,8 +24,7 @@ def address_hash(channel: str, address: str) -> str:
 
 def address_key(channel: str, address: str) -> str:
     """The queue key for one channel address; hashed so keys and logs carry no phone number."""
-    digest = hashlib.sha256(f"{channel}:{address.lower()}".encode()).hexdigest()[:24]
-    return f"{channel}.{digest}"
+    return f"{channel}.{address_hash(channel, address)[:24]}"
 
 
 @dataclass(frozen=True)
