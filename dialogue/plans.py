@@ -617,7 +617,8 @@ _LOCALES = {
     "es": {"ES": "es_ES", "MX": "es_MX", "US": "es_US"},
 }
 _DEFAULT_LOCALES = {"en": "en_US", "es": "es_US"}
-_EVERY = {
+#: "every week" and so on, per language: the plan read back in plain words.
+FREQUENCY_WORDS = {
     "en": {
         Frequency.WEEKLY: "every week",
         Frequency.FORTNIGHTLY: "every two weeks",
@@ -684,7 +685,7 @@ def describe_plan(plan: Plan, language: str, country: str | None = None) -> str:
         )
     else:
         first, last = when(rest[0].due), when(rest[-1].due)
-        every = _EVERY[lang][plan.frequency]
+        every = FREQUENCY_WORDS[lang][plan.frequency]
         regular = (
             f"{len(rest)} pagos de {money(rest[0].amount)} {every}, del {first} al {last}"
             if es

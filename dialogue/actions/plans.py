@@ -17,6 +17,7 @@ from dialogue.actions.common import backend, who
 from dialogue.backend import AccountView, DialogueSettings
 from dialogue.parsing import parse_frequency, parse_money
 from dialogue.plans import (
+    FREQUENCY_WORDS,
     Frequency,
     Plan,
     PlanError,
@@ -31,18 +32,6 @@ from dialogue.plans import (
     settlement_offer,
 )
 
-_EVERY = {
-    "en": {
-        Frequency.WEEKLY: "every week",
-        Frequency.FORTNIGHTLY: "every two weeks",
-        Frequency.MONTHLY: "every month",
-    },
-    "es": {
-        Frequency.WEEKLY: "cada semana",
-        Frequency.FORTNIGHTLY: "cada dos semanas",
-        Frequency.MONTHLY: "cada mes",
-    },
-}
 _ORDINALS = {
     "first": 1, "second": 2, "third": 3, "1st": 1, "2nd": 2, "3rd": 3,
     "primero": 1, "primera": 1, "segundo": 2, "segunda": 2, "tercero": 3, "tercera": 3,
@@ -93,7 +82,7 @@ def rebuild(terms: str, account: AccountView, policy: PlanPolicy, today: date) -
 def option_line(number: int, plan: Plan, language: str, country: str | None) -> str:
     """One numbered choice: amount, how often, how many, and when it ends."""
     amount = format_money(plan.regular_amount, plan.currency, language, country)
-    every = _EVERY["es" if language == "es" else "en"][plan.frequency]
+    every = FREQUENCY_WORDS["es" if language == "es" else "en"][plan.frequency]
     end = format_date(plan.end_date, language)
     if language == "es":
         return f"{number}. {amount} {every}, {plan.count} pagos, el último el {end}"
