@@ -20,11 +20,11 @@ from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from email.message import Message as _MimeHeaders
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from tests.fakes.http_stand_in import StandIn
 
 
 def _repo_root() -> Path:
@@ -915,7 +915,7 @@ def read_request(
 _BOT_PATH = re.compile(r"/bot([^/]*)/([^/]*)")
 
 
-class FakeTelegram:
+class FakeTelegram(StandIn):
     """The Bot API on 127.0.0.1, checking every call against ``telegram_bot_api.json``.
 
     Use ``telegram.Bot(fake.token, base_url=f"{fake.base_url}/bot")``. Invalid calls are answered
@@ -924,12 +924,15 @@ class FakeTelegram:
     modified", getUpdates while a webhook is set).
     """
 
+    name = "fake-telegram"
+    poll_interval = 0.01
+
     def __init__(self, spec: TelegramSpec | None = None, *, token: str = TOKEN) -> None:
+        super().__init__()
         self.spec = spec or TelegramSpec.load()
         self.token = token
         self._lock = threading.Lock()
         self._updates_arrived = threading.Condition(self._lock)
-        self._closing = threading.Event()
         self._calls: list[RecordedCall] = []
         self._sent: list[SentMessage] = []
         self._answered: list[AnsweredCallback] = []
@@ -939,53 +942,10 @@ class FakeTelegram:
         self._next_message_id = 1
         self._webhook: WebhookConfig | None = None
         self._faults: dict[str, deque[_Fault]] = {}
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
-    # -- lifecycle ------------------------------------------------------------------------
-
-    def start(self) -> FakeTelegram:
-        """Listen on a free port of 127.0.0.1 (idempotent)."""
-        if self._server is None:
-            self._closing.clear()
-            self._server = _Server(("127.0.0.1", 0), self)
-            self._thread = threading.Thread(
-                target=self._server.serve_forever,
-                kwargs={"poll_interval": 0.01},  # shutdown() waits up to one interval
-                name="fake-telegram",
-                daemon=True,
-            )
-            self._thread.start()
-        return self
-
-    def close(self) -> None:
-        """Stop serving; long polls are cut short."""
-        self._closing.set()
-        with self._updates_arrived:
+    def _on_close(self) -> None:
+        with self._updates_arrived:  # long polls end at once
             self._updates_arrived.notify_all()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FakeTelegram:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:PORT``; the Bot API lives under ``/bot<token>/``."""
-        if self._server is None:
-            raise RuntimeError("FakeTelegram is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
 
     @property
     def bot_user(self) -> dict[str, Any]:
@@ -1341,51 +1301,6 @@ def _chat(chat_id: int | str) -> dict[str, Any]:
     if chat_id <= -1_000_000_000_000:
         return {"id": chat_id, "type": "supergroup", "title": "Test supergroup"}
     return {"id": chat_id, "type": "group", "title": "Test group"}
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], fake: FakeTelegram) -> None:
-        super().__init__(address, _Handler)
-        self.fake = fake
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall
-    server: _Server
-
-    def _read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks: list[bytes] = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    self.rfile.readline()
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
-
-    def _handle(self) -> None:
-        body = self._read_body()
-        reply = self.server.fake._serve(self.command, self.path, dict(self.headers.items()), body)
-        payload = json.dumps(reply.body).encode("utf-8")
-        try:
-            self.send_response(reply.status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-        except OSError:  # the client gave up
-            self.close_connection = True
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silent: request lines carry the token, and bodies chat ids and texts."""
 
 
 # --- incoming updates -----------------------------------------------------------------------

@@ -23,15 +23,14 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from datetime import time as day_start
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 import jsonschema  # type: ignore[import-untyped]
 
 from channels.sms_text import segments
+from tests.fakes.http_stand_in import StandIn
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 #: Twilio's OpenAPI description, shared read-only next to the repository (never copied into it).
@@ -678,43 +677,7 @@ def _date_filter(message: Mapping[str, Any], name: str, value: str) -> bool:
     return sent < moment + timedelta(days=1) if date_only else sent <= moment
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], fake: FakeTwilio) -> None:
-        super().__init__(address, _Handler)
-        self.fake = fake
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def _handle(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length > 0 else b""
-        fake = self.server.fake
-        reply = fake._serve(self.command, self.path, dict(self.headers.items()), body)
-        if reply.delay > 0:
-            fake._closing.wait(reply.delay)
-        payload = b"" if reply.body is None else json.dumps(reply.body).encode("utf-8")
-        try:
-            self.send_response(reply.status)
-            if reply.body is not None:
-                self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-        except OSError:  # the client gave up (a timeout)
-            self.close_connection = True
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silent: request lines carry phone numbers."""
-
-
-class FakeTwilio:
+class FakeTwilio(StandIn):
     """Twilio's REST API on 127.0.0.1, checking every request against Twilio's OpenAPI file.
 
     Point the Twilio client at ``base_url``. ``auth_token``, when given, must be the basic auth
@@ -722,61 +685,20 @@ class FakeTwilio:
     kept in ``invalid_requests``.
     """
 
+    name = "fake-twilio"
+    poll_interval = 0.05
+
     def __init__(self, spec: TwilioSpec | None = None, *, auth_token: str | None = None) -> None:
+        super().__init__()
         self.spec = spec or TwilioSpec.load()
         self.auth_token = auth_token
         self._lock = threading.Lock()
-        self._closing = threading.Event()
         self._requests: list[RecordedRequest] = []
         self._messages: list[dict[str, Any]] = []  # Twilio's JSON resources
         self._callbacks: dict[str, str | None] = {}  # message sid -> StatusCallback
         self._faults: deque[_Fault] = deque()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         create = self.spec.operation("CreateMessage")
         self._message_example = create.example(str(create.success_status())) or {}
-
-    # -- lifecycle ------------------------------------------------------------------------
-
-    def start(self) -> FakeTwilio:
-        """Listen on a free port of 127.0.0.1 (idempotent)."""
-        if self._server is None:
-            self._closing.clear()
-            self._server = _Server(("127.0.0.1", 0), self)
-            self._thread = threading.Thread(
-                target=self._server.serve_forever,
-                kwargs={"poll_interval": 0.05},
-                name="fake-twilio",
-                daemon=True,
-            )
-            self._thread.start()
-        return self
-
-    def close(self) -> None:
-        """Stop serving; stalled answers are cut short."""
-        self._closing.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FakeTwilio:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    @property
-    def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("FakeTwilio is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
 
     # -- what happened --------------------------------------------------------------------
 
