@@ -12,7 +12,7 @@ import redis
 from bot.addresses import address_key
 from bot.store import Keys
 from channels.base import Button, OutboundMessage
-from channels.sms_text import choice_from_reply, fit_to_budget, plain, prefer_gsm, render_choices
+from channels.sms_text import choice_from_reply, fit_to_budget, plain, prefer_gsm, render_choices, split_text
 from dialogue.language import detect_language
 from dialogue.rasa_client import BotReply
 
@@ -40,25 +40,12 @@ TELEGRAM_MAX_TEXT = 4096
 
 
 def split_to_length(text: str, limit: int) -> list[str]:
-    """Cut ``text`` into pieces of at most ``limit`` characters, at the best boundary in reach:
-    a paragraph, a line, a sentence end, a space, and only as a last resort mid-word."""
-    pieces: list[str] = []
-    rest = text
-    while len(rest) > limit:
-        window = rest[: limit + 1]
-        cut = -1
-        for boundary in ("\n\n", "\n", ". ", "! ", "? ", "; ", ", ", " "):
-            found = window.rfind(boundary)
-            if found > limit // 4:  # not so early that we make a tiny piece
-                cut = found + len(boundary.rstrip()) if boundary.strip() else found
-                break
-        if cut <= 0:
-            cut = limit
-        pieces.append(rest[:cut].rstrip())
-        rest = rest[cut:].lstrip()
-    if rest.strip() or not pieces:
-        pieces.append(rest.rstrip())
-    return pieces
+    """``text`` as pieces of at most ``limit`` characters, split where it reads best (the
+    same rules as SMS segments: paragraph, line, sentence end, word; mid-word only if a
+    word alone is too long)."""
+    if len(text) <= limit:
+        return [text]
+    return split_text(text.strip(), limit, cost=len)
 
 
 def _text_for(reply: BotReply, channel: str) -> str:

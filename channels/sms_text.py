@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -296,7 +296,9 @@ def _breakable(text: str, index: int) -> bool:
     return True
 
 
-def _longest_fit(text: str, start: int, ends: Sequence[int], budget: int) -> int:
+def _longest_fit(
+    text: str, start: int, ends: Sequence[int], budget: int, cost: Callable[[str], int] = _cost
+) -> int:
     """How many of ``ends`` (ascending) make a ``text[start:end]`` within ``budget``.
 
     A text never costs less for growing, so the ends that fit are a prefix of ``ends``:
@@ -306,26 +308,26 @@ def _longest_fit(text: str, start: int, ends: Sequence[int], budget: int) -> int
     low, step = 0, 1  # the first ``low`` ends are known to fit
     high = len(ends)  # and the ends from ``high`` on not to
     while low + step <= high:
-        if _cost(text[start : ends[low + step - 1]]) > budget:
+        if cost(text[start : ends[low + step - 1]]) > budget:
             high = low + step - 1
             break
         low += step
         step *= 2
     while low < high:
         middle = (low + high + 1) // 2
-        if _cost(text[start : ends[middle - 1]]) <= budget:
+        if cost(text[start : ends[middle - 1]]) <= budget:
             low = middle
         else:
             high = middle - 1
     return low
 
 
-def _cut_word(word: str, budget: int) -> list[int]:
+def _cut_word(word: str, budget: int, cost: Callable[[str], int] = _cost) -> list[int]:
     """Where to cut a ``word`` too long for one message: the longest pieces that fit."""
     cuts: list[int] = []
     start = 0
     while True:
-        length = _longest_fit(word, start, range(start + 1, len(word) + 1), budget)
+        length = _longest_fit(word, start, range(start + 1, len(word) + 1), budget, cost)
         if start + length == len(word):
             return cuts
         cut = start + length
@@ -338,17 +340,20 @@ def _cut_word(word: str, budget: int) -> list[int]:
         start = cut
 
 
-def _split(text: str, budget: int) -> list[str]:
-    """``text`` (stripped, over ``budget``) as the fewest messages within it, split at the best places."""
+def split_text(text: str, budget: int, cost: Callable[[str], int] = _cost) -> list[str]:
+    """``text`` (stripped, over ``budget``) as the fewest messages within it, split at the best places.
+
+    ``cost`` measures a message: SMS segments by default; ``len`` for a character limit.
+    """
     # Places to split: (where the next message resumes, where this one stops, weight),
     # from the start of the text to its end.
     places: list[tuple[int, int, int]] = [(0, 0, 0)]
     word_start = 0
     for gap in [*_GAP.finditer(text), None]:
         word_end = gap.start() if gap else len(text)
-        if _cost(text[word_start:word_end]) > budget:
+        if cost(text[word_start:word_end]) > budget:
             word = text[word_start:word_end]
-            places.extend((word_start + cut, word_start + cut, _CUT) for cut in _cut_word(word, budget))
+            places.extend((word_start + cut, word_start + cut, _CUT) for cut in _cut_word(word, budget, cost))
         if gap:
             places.append((gap.end(), gap.start(), _gap_weight(text, gap.start(), gap.end())))
             word_start = gap.end()
@@ -362,7 +367,7 @@ def _split(text: str, budget: int) -> list[str]:
     stop = [last] * len(places)
     for here in range(last - 1, -1, -1):
         resume = places[here][0]
-        reach = here + _longest_fit(text, resume, [place[1] for place in places[here + 1 :]], budget)
+        reach = here + _longest_fit(text, resume, [place[1] for place in places[here + 1 :]], budget, cost)
         options = range(max(reach, here + 1), here, -1)
         stop[here] = min(options, key=lambda there: (best[there][0] + 1, best[there][1] + places[there][2]))
         there = stop[here]
@@ -395,5 +400,5 @@ def fit_to_budget(parts: Sequence[str], budget: int) -> list[str]:
             messages.append(prefer_gsm(part))
             continue
         # A message of nothing but invisible characters would be an empty SMS: left out.
-        messages.extend(sent for chunk in _split(part.strip(), budget) if (sent := prefer_gsm(chunk)))
+        messages.extend(sent for chunk in split_text(part.strip(), budget) if (sent := prefer_gsm(chunk)))
     return messages
