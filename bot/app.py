@@ -16,6 +16,7 @@ from bot.errors import InvalidRequest, NotFound
 from bot.health import HealthChecker, health_blueprint
 from bot.services import Services, build_services
 from bot.simulator import HttpWebhookPoster, WebhookPoster, simulator_blueprint
+from bot.unsubscribe import unsubscribe_blueprint
 from bot.webhooks import webhooks_blueprint
 from channels.base import ChannelAuthError, MalformedRequest, UnsupportedCapability
 
@@ -56,6 +57,12 @@ def create_app(
     webhooks = webhooks_blueprint(services)
     csrf.exempt(webhooks)  # providers authenticate with signatures, not browser sessions
     app.register_blueprint(webhooks)
+    unsubscribe = unsubscribe_blueprint(
+        services.unsubscribe, services.addresses, config.company.display_name, config.company.phone
+    )
+    # Mail clients' one-click POSTs carry no session (RFC 8058); the token is the authority.
+    csrf.exempt(unsubscribe)
+    app.register_blueprint(unsubscribe)
     health = health or HealthChecker(services)
     health_bp = health_blueprint(health)
     csrf.exempt(health_bp)

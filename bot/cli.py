@@ -191,6 +191,54 @@ def telegram_poll(config_path: str | None, once: bool) -> None:
     poll(services, channel, once=once, echo=click.echo)
 
 
+@main.group()
+def email() -> None:
+    """Email: read the mailbox, list the mail set aside."""
+
+
+@email.command("poll")
+@config_option
+@click.option("--once", is_flag=True, help="read the mailbox once and stop (for scripts and tests)")
+def email_poll(config_path: str | None, once: bool) -> None:
+    """Read the IMAP mailbox (channels.email.imap): each new message takes the same path as
+    the email webhook. Workers do this themselves; this is for trying the settings out."""
+    import threading
+
+    from bot.mailbox import mailbox_poller
+    from bot.services import build_services
+
+    config = _load(config_path)
+    setup_logging(config.logging.level)
+    try:
+        poller = mailbox_poller(build_services(config))
+    except BotError as exc:
+        click.echo(f"debtbot: {exc}", err=True)
+        sys.exit(2)
+    if once:
+        click.echo(f"{poller.check_once()} message(s) handed over")
+        return
+    poller.run(threading.Event())
+
+
+@email.command("dead-letters")
+@config_option
+@click.option("--limit", default=20, show_default=True, help="how many, newest first")
+def email_dead_letters(config_path: str | None, limit: int) -> None:
+    """Mail that could not be read and was set aside for a person."""
+    from datetime import datetime, timezone
+
+    from bot.services import build_services
+
+    config = _load(config_path)
+    letters = build_services(config).dead_letters.list("email", limit)
+    for letter in letters:
+        when = datetime.fromtimestamp(letter.at, timezone.utc).isoformat(timespec="seconds")
+        cut = " (truncated)" if letter.truncated else ""
+        click.echo(f"{letter.entry_id}  {when}  {letter.reason}  {letter.size} bytes{cut}  {letter.detail}")
+    if not letters:
+        click.echo("no email set aside")
+
+
 @main.command("check-config")
 @config_option
 def check_config(config_path: str | None) -> None:

@@ -221,9 +221,81 @@ class TelegramConfig(_Section):
     _check_url = validator("api_base_url", allow_reuse=True)(_http_url)
 
 
+Language = Literal["en", "es"]
+
+
+def _both_languages(value: dict[str, Any]) -> dict[str, Any]:
+    missing = [lang for lang in ("en", "es") if not value.get(lang)]
+    if missing:
+        raise ValueError(f"needs a text for every language (missing: {', '.join(missing)})")
+    return value
+
+
+def _email_address(value: str) -> str:
+    from email.utils import parseaddr
+
+    _, address = parseaddr(value)
+    if "@" not in address or address.startswith("@") or address.endswith("@"):
+        raise ValueError("must be an email address, optionally with a display name: Name <user@host>")
+    return value
+
+
+class SmtpConfig(_Section):
+    """The outgoing mail server. ``host: null`` keeps email sandboxed (development only)."""
+
+    host: str | None = None
+    port: int = Field(default=587, ge=1, le=65535)
+    #: ``starttls`` (submission, port 587), ``ssl`` (implicit TLS, port 465) or ``none``
+    #: (a local relay on loopback; refused in production).
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    timeout_seconds: float = Field(default=30, gt=0, le=300)
+
+
+class ImapConfig(_Section):
+    """The mailbox the poller reads replies from."""
+
+    enabled: StrictBool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=993, ge=1, le=65535)
+    security: Literal["ssl", "starttls", "none"] = "ssl"
+    folder: str = Field(default="INBOX", min_length=1)
+    #: IDLE is re-issued after this long: servers may drop an IDLE after 29 minutes (RFC 2177).
+    idle_seconds: float = Field(default=600, ge=10, le=1500)
+    #: How often to look for new mail when the server has no IDLE.
+    poll_seconds: float = Field(default=60, ge=1, le=3600)
+    #: The IMAP keyword set on every message once it is safely queued.
+    processed_keyword: str = Field(default="$DebtbotProcessed", regex=r"^\$?[A-Za-z][A-Za-z0-9_]{0,62}$")
+    reconnect_min_seconds: float = Field(default=1, gt=0, le=3600)
+    reconnect_max_seconds: float = Field(default=300, gt=0, le=86400)
+    timeout_seconds: float = Field(default=60, gt=0, le=600)
+
+
+def _default_email_subjects() -> dict[str, str]:
+    return {"en": "A message from {company}", "es": "Un mensaje de {company}"}
+
+
+class EmailConfig(_Section):
+    enabled: StrictBool = True
+    #: Who the bot's mail comes from (the address replies come back to).
+    from_address: str = "Northwind <help@northwind.example.com>"
+    #: Larger incoming messages are not read: they go to the dead letters for an agent.
+    max_message_bytes: int = Field(default=10_000_000, ge=10_000, le=100_000_000)
+    #: The most bot replies one address gets in an hour: the last guard against mail loops.
+    replies_per_hour_per_address: int = Field(default=10, ge=1, le=1000)
+    #: The subject of a message the bot starts ({company} is the company's display name);
+    #: replies keep the person's subject as "Re: ...".
+    subjects: dict[Language, str] = Field(default_factory=_default_email_subjects)
+    smtp: SmtpConfig = Field(default_factory=SmtpConfig)
+    imap: ImapConfig = Field(default_factory=ImapConfig)
+
+    _check_from = validator("from_address", allow_reuse=True)(_email_address)
+    _check_subjects = validator("subjects", allow_reuse=True)(_both_languages)
+
+
 class ChannelsConfig(_Section):
     sms: SmsConfig = Field(default_factory=SmsConfig)
     telegram: TelegramConfig = Field(default_factory=TelegramConfig)
+    email: EmailConfig = Field(default_factory=EmailConfig)
 
 
 VerificationField = Literal["date_of_birth", "postal_code", "account_last4"]
@@ -240,16 +312,6 @@ class AccountsConfig(_Section):
         if languages is not None and value not in languages:
             raise ValueError(f"must be one of accounts.languages ({', '.join(languages)})")
         return value
-
-
-Language = Literal["en", "es"]
-
-
-def _both_languages(value: dict[str, Any]) -> dict[str, Any]:
-    missing = [lang for lang in ("en", "es") if not value.get(lang)]
-    if missing:
-        raise ValueError(f"needs a text for every language (missing: {', '.join(missing)})")
-    return value
 
 
 class CompanyConfig(_Section):
@@ -380,6 +442,11 @@ class Secrets:
     telegram_bot_token: str | None
     telegram_webhook_secret: str | None
     plans_webhook_secret: str | None = None
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    imap_username: str | None = None
+    imap_password: str | None = None
+    email_webhook_secret: str = ""
     #: Secrets made up for development (names of the environment variables they stand for).
     generated: tuple[str, ...] = ()
 
@@ -437,6 +504,10 @@ class Config(_Section):
     @property
     def telegram_live(self) -> bool:
         return bool(self._secrets.telegram_bot_token and self._secrets.telegram_webhook_secret)
+
+    @property
+    def email_live(self) -> bool:
+        return self.channels.email.smtp.host is not None
 
 
 def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Config:
@@ -497,6 +568,9 @@ def _secret_keys_in_file(data: Mapping[str, Any], prefix: str = "") -> list[str]
     for key, value in data.items():
         dotted = f"{prefix}{key}"
         env_name = _SECRET_ENV_FOR_KEY.get(str(key))
+        for server in ("smtp", "imap"):
+            if prefix.endswith(f"{server}.") and key in ("username", "password", "user"):
+                env_name = f"{server.upper()}_{'PASSWORD' if key == 'password' else 'USERNAME'}"
         # rasa.url is the Rasa server's address, not a credential.
         if env_name and dotted != "rasa.url":
             found.append(
@@ -617,6 +691,21 @@ def _load_secrets(config: Config, env: Mapping[str, str]) -> tuple[Secrets, list
         )
     if tg_secret and not all(c.isalnum() or c in "_-" for c in tg_secret):
         problems.append("TELEGRAM_WEBHOOK_SECRET: only letters, digits, _ and - are allowed (Bot API rule)")
+    smtp_user, smtp_password = get("SMTP_USERNAME"), get("SMTP_PASSWORD")
+    if bool(smtp_user) != bool(smtp_password):
+        problems.append("SMTP_USERNAME and SMTP_PASSWORD: set both (the server wants a login) or neither")
+    imap_user, imap_password = get("IMAP_USERNAME"), get("IMAP_PASSWORD")
+    if (
+        config.channels.email.enabled
+        and config.channels.email.imap.enabled
+        and not (imap_user and imap_password)
+    ):
+        problems.append("IMAP_USERNAME and IMAP_PASSWORD: required when channels.email.imap.enabled is true")
+    if config.production and not get("EMAIL_WEBHOOK_SECRET") and config.channels.email.enabled:
+        problems.append(
+            "EMAIL_WEBHOOK_SECRET: environment variable is required in production "
+            "(it authenticates POST /webhooks/email)"
+        )
     secrets = Secrets(
         redis_url=redis_url,
         rasa_token=required("RASA_AUTH_TOKEN", "it protects the Rasa HTTP API"),
@@ -632,6 +721,12 @@ def _load_secrets(config: Config, env: Mapping[str, str]) -> tuple[Secrets, list
             if config.plans.webhook_url
             else get("PLANS_WEBHOOK_SECRET")
         ),
+        smtp_username=smtp_user,
+        smtp_password=smtp_password,
+        imap_username=imap_user,
+        imap_password=imap_password,
+        email_webhook_secret=get("EMAIL_WEBHOOK_SECRET")
+        or _development_secret(config, "EMAIL_WEBHOOK_SECRET"),
         generated=tuple(generated),
     )
     return secrets, problems
@@ -669,6 +764,18 @@ def _check_consistency(config: Config, secrets: Secrets) -> list[str]:
                 "channels.telegram.enabled: Telegram cannot be sandboxed in production; set "
                 "TELEGRAM_BOT_TOKEN and TELEGRAM_WEBHOOK_SECRET, or set channels.telegram.enabled: false"
             )
+        email = config.channels.email
+        if email.enabled and not config.email_live:
+            problems.append(
+                "channels.email.smtp.host: email cannot be sandboxed in production; set the SMTP server, "
+                "or set channels.email.enabled: false"
+            )
+        if email.enabled and config.email_live and email.smtp.security == "none":
+            problems.append("channels.email.smtp.security: must be starttls or ssl in production")
+        if email.enabled and email.imap.enabled and email.imap.security == "none":
+            problems.append("channels.email.imap.security: must be ssl or starttls in production")
+    if config.channels.email.imap.reconnect_min_seconds > config.channels.email.imap.reconnect_max_seconds:
+        problems.append("channels.email.imap.reconnect_min_seconds: must not exceed reconnect_max_seconds")
     sms = config.channels.sms
     if sms.enabled and not (sms.from_number or sms.messaging_service_sid):
         problems.append(

@@ -56,6 +56,11 @@ class SmsKeywords:
             return None
         return match_keyword(message.text, self._keywords)
 
+    def is_stop_word(self, text: str) -> bool:
+        """``text`` is one of the stop words alone (also honoured in email replies)."""
+        found = match_keyword(text, self._keywords)
+        return found is not None and found.kind is KeywordKind.STOP
+
     def on_receive(self, message: InboundMessage) -> None:
         """Gateway side: a STOP opts the number out at once."""
         found = self.match(message)

@@ -11,6 +11,17 @@ _NOTICES: dict[str, dict[str, str]] = {
         "en": "If you'd rather chat on Telegram, this link opens a private chat with us: {link}",
         "es": "Si prefiere hablar por Telegram, este enlace abre un chat privado con nosotros: {link}",
     },
+    "email_opt_out": {
+        "en": "You can stop these emails at any time: reply STOP, or use the unsubscribe link.",
+        "es": (
+            "Puede dejar de recibir estos correos cuando quiera: responda BAJA "
+            "o use el enlace para darse de baja."
+        ),
+    },
+    "email_stopped": {
+        "en": "Done: you won't get any more emails from us. If you change your mind, just write to us.",
+        "es": "Hecho: no recibirá más correos nuestros. Si cambia de opinión, escríbanos.",
+    },
     "choice_expired": {
         "en": "That choice is no longer open. Please use the latest message.",
         "es": "Esa opción ya no está disponible. Use el mensaje más reciente, por favor.",

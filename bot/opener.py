@@ -34,6 +34,8 @@ def opener_address(services: Services, account_id: str, channel: str) -> str:
         )
     if channel == "sms" and account.phone:
         return account.phone
+    if channel == "email" and account.email:
+        return account.email
     if channel == "telegram":
         chat = services.links.chat_for(account_id)
         if chat:
@@ -69,6 +71,10 @@ def send_opener(services: Services, account_id: str, channel: str) -> list[Outbo
         replies, channel=channel, recipient=address, conversation_id=conversation_id, source=source
     )
     messages = [replace(message, proactive=True) for message in rendered]
+    if channel == "email":
+        account = services.accounts.get(account_id)
+        language = account.language if account else services.config.accounts.default_language
+        messages = services.email_envelope().dress(messages, account_id=account_id, language=language)
     ttl = int(services.config.dedupe.window_hours * 3600)
     enqueue_outbound(services.outbound, services.jobs, services.keys, messages, ttl)
     return messages

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import redis
 
@@ -17,11 +17,14 @@ from bot.accounts import Account, AccountStore
 from bot.addresses import AddressBook, address_key
 from bot.agent_queue import AgentQueue
 from bot.deliveries import DeliveryLog
+from bot.email_outbound import EmailEnvelope
+from bot.email_threads import EmailThreads
 from bot.jobs import Jobs
 from bot.keywords import SmsKeywords
 from bot.notices import notice
-from bot.privacy import redact_card_numbers
+from bot.privacy import redact_card_numbers, redact_payload
 from bot.queues import Entry, GiveUp, KeyedQueue, RetryLater
+from bot.rate_limits import ReplyCap
 from bot.render import OfferedChoices, RenderOptions, render_replies
 from bot.store import Keys
 from bot.telegram_links import TelegramLinks
@@ -35,6 +38,7 @@ from channels.base import (
     OutboundMessage,
     RateLimited,
 )
+from channels.email import outbox_id_from
 from channels.telegram import button_index
 from dialogue.rasa_client import BotReply, RasaClient, RasaRejected, RasaUnavailable
 
@@ -52,9 +56,18 @@ def conversation_id_for(account: Account | None, message: InboundMessage) -> str
 
 
 def identify(
-    accounts: AccountStore, message: InboundMessage, links: TelegramLinks | None = None
+    accounts: AccountStore,
+    message: InboundMessage,
+    links: TelegramLinks | None = None,
+    threads: EmailThreads | None = None,
 ) -> Account | None:
-    """Find the account an inbound message comes from (a linked Telegram chat first)."""
+    """Find the account an inbound message comes from: a linked Telegram chat, an email's
+    thread (the mail it answers), then the address."""
+    if message.channel == "email" and threads is not None:
+        threaded = threads.account_for(message.raw.get("in_reply_to"), message.raw.get("references") or ())
+        account = accounts.get(threaded) if threaded else None
+        if account is not None:
+            return account
     if message.channel == "telegram" and links is not None:
         linked = links.account_for(message.sender)
         if linked is not None:
@@ -80,7 +93,7 @@ class InboundIntake:
     def accept(self, message: InboundMessage) -> bool:
         """Return ``False`` if the provider already delivered this message."""
         # Card numbers never reach storage, the dialogue or the logs.
-        message = message.with_text(redact_card_numbers(message.text))
+        message = replace(message, text=redact_card_numbers(message.text), raw=redact_payload(message.raw))
         key = address_key(message.channel, message.sender)
         entry_id = self.queue.append(
             key,
@@ -117,6 +130,9 @@ class InboundHandler:
     channels: Mapping[str, Channel]
     default_language: str
     dedupe_ttl_seconds: int
+    email: EmailEnvelope | None = None
+    deliveries: DeliveryLog | None = None
+    reply_cap: ReplyCap | None = None
 
     def __call__(self, entry: Entry) -> None:
         message = InboundMessage.from_json(entry.payload)
@@ -125,14 +141,47 @@ class InboundHandler:
             logger.info(
                 "telegram message %s: /start link %s", message.external_id, "used" if linked else "unknown"
             )
-        account = identify(self.accounts, message, self.links)
+        if message.kind == "automated":
+            self._machine_mail(message)
+            return
+        account = identify(self.accounts, message, self.links, self.email.threads if self.email else None)
         conversation_id = conversation_id_for(account, message)
         source = f"{message.channel}:{message.external_id}"
         language = account.language if account else self.default_language
         keyword = self.keywords.handle(message, account)
         if keyword is not None:
             replies = [BotReply(text=text) for text in keyword.replies]
-            self._send(replies, message, conversation_id, source, what=f"keyword {keyword.kind.value}")
+            self._send(
+                replies,
+                message,
+                conversation_id,
+                source,
+                what=f"keyword {keyword.kind.value}",
+                account=account,
+                language=language,
+            )
+            return
+        if message.channel == "email" and self.keywords.is_stop_word(message.text):
+            # "Reply STOP" is what every email says; it works without the dialogue.
+            newly = self.addresses.opt_out(
+                "email",
+                message.sender,
+                account.account_id if account else None,
+                by_message=message.external_id,
+            )
+            confirm = (
+                newly or self.addresses.status("email", message.sender).opted_out_by == message.external_id
+            )
+            replies = [BotReply(text=notice("email_stopped", language))] if confirm else []
+            self._send(
+                replies,
+                message,
+                conversation_id,
+                source,
+                what="stop word",
+                account=account,
+                language=language,
+            )
             return
         status = self.addresses.status(message.channel, message.sender)
         if status.unreachable_at is not None:  # they wrote from it, so it works again
@@ -163,7 +212,7 @@ class InboundHandler:
         }
         if message.kind == "unsupported":
             self._send([BotReply(text=notice("text_only", language))], message, conversation_id, source,
-                       what="not text")  # fmt: skip
+                       what="not text", account=account, language=language)  # fmt: skip
             return
         if message.kind == "choice":
             # The button's data is only a position: what it means is what we offered.
@@ -178,6 +227,24 @@ class InboundHandler:
         else:
             # "2" answers the second of the numbered choices we last offered on this address.
             text = self.choices.resolve(message.channel, message.sender, message.text)
+        if (
+            message.channel == "email"
+            and self.reply_cap is not None
+            and not self.reply_cap.take(address_key(message.channel, message.sender), message.external_id)
+        ):
+            # Far more mail than a person writes: perhaps a machine answering us. Stop
+            # answering this address for now and let a person look.
+            self.agents.flag(
+                conversation_id,
+                "email_reply_cap_reached",
+                account_id=account.account_id if account else None,
+                detail=f"email: {message.text}",
+            )
+            logger.warning(
+                "conversation %s: email %s not answered: the address reached its hourly reply cap",
+                conversation_id, message.external_id,
+            )  # fmt: skip
+            return
         try:
             replies = self.rasa.send_message(
                 conversation_id, text, channel=message.channel, metadata=metadata
@@ -187,7 +254,37 @@ class InboundHandler:
         except RasaRejected as exc:
             raise GiveUp(str(exc)) from exc
         self.choices.remember(message.channel, message.sender, replies)
-        self._send(replies, message, conversation_id, source, what="dialogue")
+        self._send(
+            replies, message, conversation_id, source, what="dialogue", account=account, language=language
+        )
+
+    def _machine_mail(self, message: InboundMessage) -> None:
+        """An auto-reply or a bounce: never answered. A bounce marks the address undeliverable
+        and the bounced message as failed."""
+        bounce = message.raw.get("bounce")
+        if not isinstance(bounce, dict):
+            logger.info("email %s is an automatic reply (%s): not answered",
+                        message.external_id, message.raw.get("automated"))  # fmt: skip
+            return
+        if not bounce.get("permanent"):
+            logger.info("email %s: a delivery is delayed (%s); nothing to do yet", message.external_id,
+                        bounce.get("status"))  # fmt: skip
+            return
+        original = bounce.get("original_message_id")
+        outbox_id = outbox_id_from(str(original)) if original else None
+        for recipient in bounce.get("recipients") or ():
+            self.addresses.mark_unreachable("email", str(recipient))
+            if outbox_id and self.deliveries is not None:
+                self.deliveries.apply(
+                    DeliveryReceipt(
+                        outbox_id=outbox_id, channel="email", status=DeliveryStatus.UNDELIVERED,
+                        error_code="bounced", error_message=f"bounced ({bounce.get('status') or '?'})",
+                    ),
+                    str(recipient),
+                )  # fmt: skip
+        logger.info("email %s: a bounce (%s) for %d address(es), marked undeliverable%s",
+                    message.external_id, bounce.get("status"), len(bounce.get("recipients") or ()),
+                    f"; message {outbox_id} undelivered" if outbox_id else "")  # fmt: skip
 
     def _acknowledge(self, message: InboundMessage, notice_text: str | None = None) -> None:
         channel = self.channels.get(message.channel)
@@ -205,6 +302,8 @@ class InboundHandler:
         conversation_id: str,
         source: str,
         what: str,
+        account: Account | None = None,
+        language: str = "",
     ) -> None:
         outgoing = render_replies(
             replies,
@@ -215,6 +314,13 @@ class InboundHandler:
             in_reply_to=message.external_id,
             options=self.render,
         )
+        if message.channel == "email" and self.email is not None:
+            outgoing = self.email.dress(
+                outgoing,
+                account_id=account.account_id if account else None,
+                language=language or self.default_language,
+                answering=message,
+            )
         logger.info(
             "conversation %s: %s message %s answered (%s) with %d message(s)",
             conversation_id, message.channel, message.external_id, what, len(outgoing),

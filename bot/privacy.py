@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
+from typing import Any
 
 # E.164 numbers, and national numbers written with separators (415-555-0123).
 _PHONE = re.compile(r"(?<![\w+])\+\d{7,15}\b|\b\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}\b")
@@ -57,6 +59,18 @@ def redact_card_numbers(text: str) -> str:
         return match.group(0)
 
     return _CARD_CANDIDATE.sub(replace, text)
+
+
+def redact_payload(value: Any) -> Any:
+    """``value`` (a provider payload: dicts, lists, strings) with card numbers redacted in
+    every string, so the raw payloads kept with messages carry none either."""
+    if isinstance(value, str):
+        return redact_card_numbers(value)
+    if isinstance(value, Mapping):
+        return {key: redact_payload(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_payload(item) for item in value]
+    return value
 
 
 def scrub(text: str) -> str:

@@ -52,3 +52,43 @@ class RedisPacer:
             args=[cost, *(rate for _, rate in buckets)],
         )
         return float(result.decode() if isinstance(result, bytes) else result)
+
+
+# KEYS[1]: the address's reply log (sorted set of reply times); ARGV: limit, window, member.
+# Counts and records in one step so two workers cannot both take the last place.
+_TAKE_REPLY = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+local existing = redis.call('ZSCORE', KEYS[1], ARGV[3])
+if existing then return 1 end
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], now, ARGV[3])
+redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2])))
+return 1
+"""
+
+
+class ReplyCap:
+    """At most ``limit`` bot replies to one address in a rolling ``window_seconds``.
+
+    The last guard against two machines answering each other forever (an auto-responder that
+    does not mark its mail as automatic). ``take`` is idempotent per message, so a replayed
+    inbound message does not use a second place.
+    """
+
+    def __init__(
+        self, client: redis.Redis[bytes], keys: Keys, limit: int, window_seconds: float = 3600
+    ) -> None:
+        self._keys = keys
+        self._limit = limit
+        self._window = window_seconds
+        self._script = client.register_script(_TAKE_REPLY)
+
+    def take(self, address_key: str, message_id: str) -> bool:
+        """``True`` when the reply to ``message_id`` may go (and it now counts)."""
+        return bool(
+            self._script(
+                keys=[self._keys.reply_log(address_key)], args=[self._limit, self._window, message_id]
+            )
+        )

@@ -57,6 +57,15 @@ def _text_for(reply: BotReply, channel: str) -> str:
     return render_choices(reply.text, [title for title, _ in reply.buttons], language)
 
 
+def _one_email(replies: Sequence[BotReply]) -> list[BotReply]:
+    """All of an answer in one email: several mails for one reply would read as spam. The
+    choices (as numbered lines) close it, as they close the last reply that offered them."""
+    texts = [_text_for(reply, "email") for reply in replies if reply.text or reply.buttons]
+    if not texts:
+        return []
+    return [BotReply(text="\n\n".join(text.strip() for text in texts if text.strip()))]
+
+
 def render_replies(
     replies: Sequence[BotReply],
     *,
@@ -73,6 +82,8 @@ def render_replies(
     budget becomes several texts split at sentence boundaries.
     """
     options = options or RenderOptions()
+    if channel == "email":
+        replies = _one_email(replies)
     messages: list[OutboundMessage] = []
     for reply in replies:
         if not (reply.text or reply.buttons):

@@ -13,16 +13,22 @@ from bot.addresses import AddressBook
 from bot.agent_queue import AgentQueue
 from bot.config import Config
 from bot.creditor_events import WEBHOOKS, CreditorEvents, WebhookSender
+from bot.dead_letters import DeadLetters
 from bot.deliveries import DeliveryLog
+from bot.email_intake import EmailIntake
+from bot.email_outbound import EmailEnvelope
+from bot.email_threads import EmailThreads
 from bot.jobs import Jobs, make_broker
 from bot.keywords import SmsKeywords
 from bot.pipeline import INBOUND, OUTBOUND, InboundHandler, InboundIntake, OutboundHandler
 from bot.queues import KeyedQueue
-from bot.rate_limits import RedisPacer
+from bot.rate_limits import RedisPacer, ReplyCap
 from bot.render import OfferedChoices, RenderOptions
 from bot.store import Keys, connect, redis_url
 from bot.telegram_links import TelegramLinks
+from bot.unsubscribe import UnsubscribeLinks
 from channels.base import Channel, Pacer
+from channels.email import EmailChannel, SmtpSettings
 from channels.sandbox import SandboxChannel, SandboxOutbox
 from channels.sms import SmsChannel
 from channels.telegram import TelegramChannel
@@ -51,6 +57,9 @@ class Services:
     jobs: Jobs
     intake: InboundIntake
     events: CreditorEvents
+    dead_letters: DeadLetters
+    email_threads: EmailThreads
+    unsubscribe: UnsubscribeLinks
     _rasa: RasaClient | None = field(default=None, repr=False)
 
     @property
@@ -61,6 +70,33 @@ class Services:
                 self.config.rasa.url, self.config.secrets.rasa_token, timeout=self.config.rasa.timeout_seconds
             )
         return self._rasa
+
+    @property
+    def email_channel(self) -> EmailChannel | None:
+        """The email adapter (inside its sandbox when sandboxed), when email is enabled."""
+        channel = self.channels.get("email")
+        if isinstance(channel, SandboxChannel):
+            channel = channel.provider
+        return channel if isinstance(channel, EmailChannel) else None
+
+    @property
+    def email_intake(self) -> EmailIntake | None:
+        """Raw mail in (webhook and poller), when email is enabled."""
+        channel = self.email_channel
+        if channel is None:
+            return None
+        return EmailIntake(channel=channel, intake=self.intake, dead_letters=self.dead_letters)
+
+    def email_envelope(self) -> EmailEnvelope:
+        """Subject, thread and opt-out parts for outgoing email."""
+        email = self.config.channels.email
+        company = self.config.company.display_name
+        return EmailEnvelope(
+            threads=self.email_threads,
+            unsubscribe=self.unsubscribe,
+            from_address=email.from_address,
+            subjects={lang: subject.format(company=company) for lang, subject in email.subjects.items()},
+        )
 
     def install_handlers(self) -> None:
         """Make this process able to run drain jobs (worker processes only)."""
@@ -82,6 +118,11 @@ class Services:
                 channels=self.channels,
                 default_language=self.config.accounts.default_language,
                 dedupe_ttl_seconds=ttl,
+                email=self.email_envelope(),
+                deliveries=self.deliveries,
+                reply_cap=ReplyCap(
+                    self.redis, self.keys, self.config.channels.email.replies_per_hour_per_address
+                ),
             ),
         )
         self.jobs.handle(
@@ -123,6 +164,26 @@ def build_channels(config: Config, outbox: SandboxOutbox, pacer: Pacer | None = 
             per_bot_per_second=telegram.messages_per_second,
         )
         channels["telegram"] = adapter if config.telegram_live else SandboxChannel(adapter, outbox)
+    email = config.channels.email
+    if email.enabled:
+        smtp = None
+        if email.smtp.host is not None:
+            smtp = SmtpSettings(
+                host=email.smtp.host,
+                port=email.smtp.port,
+                security=email.smtp.security,
+                timeout_seconds=email.smtp.timeout_seconds,
+                username=secrets.smtp_username,
+                password=secrets.smtp_password,
+            )
+        adapter = EmailChannel(
+            webhook_secret=secrets.email_webhook_secret,
+            from_address=email.from_address,
+            smtp=smtp,
+            max_message_bytes=email.max_message_bytes,
+            company=config.company.display_name,
+        )
+        channels["email"] = adapter if config.email_live else SandboxChannel(adapter, outbox)
     return channels
 
 
@@ -168,6 +229,9 @@ def build_services(config: Config, client: redis.Redis[bytes] | None = None) -> 
             queue=inbound, jobs=jobs, keys=keys, dedupe_ttl_seconds=int(config.dedupe.window_hours * 3600)
         ),
         events=CreditorEvents(client, keys, webhooks, jobs, webhook_url=config.plans.webhook_url),
+        dead_letters=DeadLetters(client, keys),
+        email_threads=EmailThreads(client, keys),
+        unsubscribe=UnsubscribeLinks(client, keys, config.secrets.secret_key, config.server.public_url),
     )
 
 
@@ -177,6 +241,7 @@ def channel_modes(config: Config) -> dict[str, str]:
     for name, enabled, live in (
         ("sms", config.channels.sms.enabled, config.sms_live),
         ("telegram", config.channels.telegram.enabled, config.telegram_live),
+        ("email", config.channels.email.enabled, config.email_live),
     ):
         modes[name] = "disabled" if not enabled else ("live" if live else "sandbox")
     return modes

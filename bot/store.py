@@ -137,6 +137,27 @@ class Keys:
     def choices(self, address_key: str) -> str:
         return self._k("choices", address_key)
 
+    # email: our Message-IDs (hashed) -> conversation, for threading replies
+    def email_thread(self, message_id_hash: str) -> str:
+        return self._k("mailthread", message_id_hash)
+
+    # one-click unsubscribe tokens (hashed) -> the address they stop
+    def unsubscribe_token(self, token_hash: str) -> str:
+        return self._k("unsub", token_hash)
+
+    # bot replies per address in the last hour (sorted set), the last guard against mail loops
+    def reply_log(self, address_key: str) -> str:
+        return self._k("replies", address_key)
+
+    # the lease of the one worker that reads the IMAP mailbox
+    @property
+    def mailbox_lease(self) -> str:
+        return self._k("mailbox", "lease")
+
+    # mail that could not be read, set aside for an agent (a stream per channel)
+    def dead_letters(self, channel: str) -> str:
+        return self._k("deadletters", channel)
+
     # sandbox outbox (a stream)
     @property
     def sandbox_outbox(self) -> str:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 from flask import Blueprint, Request, Response, request
 
 from bot.errors import NotFound
 from bot.services import Services
-from channels.base import Channel, UnsupportedCapability, WebhookRequest
+from channels.base import Channel, MalformedRequest, UnsupportedCapability, WebhookRequest
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,31 @@ def webhooks_blueprint(services: Services) -> Blueprint:
         if channel is None:
             raise NotFound(f"no enabled channel called {channel_name!r}")
         return channel
+
+    @bp.post("/webhooks/email")
+    def receive_email() -> Response:
+        # Raw mail: authenticate, then parse and queue, or set aside what cannot be read.
+        channel = enabled("email")
+        intake = services.email_intake
+        if intake is None:
+            raise NotFound("email is not enabled")
+        # Mail is bigger than other webhooks; the configured cap applies to this route only.
+        request.max_content_length = intake.channel.max_message_bytes
+        incoming = webhook_request(request, public_url)
+        channel.authenticate(incoming)
+        content_type = (incoming.header("Content-Type") or "").split(";")[0].strip().lower()
+        if content_type != "message/rfc822":
+            raise MalformedRequest(f"Content-Type must be message/rfc822 (got {content_type or 'none'!r})")
+        if not incoming.body.strip():
+            raise MalformedRequest("the body is empty: send the raw message (RFC 5322)")
+        outcome = intake.receive(incoming.body)
+        body: dict[str, object] = {"ok": outcome.status != "set_aside", "status": outcome.status}
+        if outcome.status == "set_aside":
+            # Kept for an agent: the provider must not retry it, so this is not an error status.
+            body.update(dead_letter=outcome.reference, reason=outcome.reason)
+        else:
+            body["message_id"] = outcome.reference
+        return Response(json.dumps(body), status=200, content_type="application/json")
 
     @bp.post("/webhooks/<channel_name>")
     def receive(channel_name: str) -> Response:

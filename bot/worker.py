@@ -17,6 +17,7 @@ import redis
 
 from bot.config import Config
 from bot.jobs import DRAIN_QUEUE
+from bot.mailbox import run_mailbox
 from bot.services import Services, build_services
 
 logger = logging.getLogger(__name__)
@@ -35,15 +36,25 @@ class Worker:
         )
         self._stop = threading.Event()
         self._background = threading.Thread(target=self._maintain, name="heartbeat-sweeper", daemon=True)
+        email = services.config.channels.email
+        self._mailbox: threading.Thread | None = None
+        if email.enabled and email.imap.enabled:
+            self._mailbox = threading.Thread(
+                target=run_mailbox, args=(services, self._stop), name="mailbox", daemon=True
+            )
 
     def start(self) -> None:
         self._dramatiq.start()
         self._background.start()
+        if self._mailbox is not None:
+            self._mailbox.start()
         logger.info("worker %s started (%d threads)", self.worker_id, self.services.config.worker.threads)
 
     def stop(self, timeout: float = 30.0) -> None:
         self._stop.set()
         self._background.join(timeout)
+        if self._mailbox is not None:
+            self._mailbox.join(timeout)
         # Finishes the jobs in hand; queued ones stay in Redis for the next worker.
         self._dramatiq.stop(timeout=int(timeout * 1000))
         with contextlib.suppress(redis.RedisError):

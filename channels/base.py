@@ -194,6 +194,16 @@ class OutboundMessage:
     #: When the message was made (Unix time): a message made before its recipient opted out
     #: is not sent after it.
     created_at: float = field(default_factory=time.time)
+    #: The conversation's language (``en``/``es``), for what a channel adds around the text.
+    language: str = ""
+    #: The instruction to stop messages on this channel that the message must carry visibly
+    #: (each channel places it in its own way); empty when none is required.
+    opt_out_text: str = ""
+    #: Email: the subject ("Re: ..." on replies), the thread's earlier Message-IDs for
+    #: ``References``, and the one-click unsubscribe URL (RFC 8058).
+    subject: str = ""
+    references: tuple[str, ...] = ()
+    unsubscribe_url: str = ""
 
     def to_json(self) -> str:
         """Serialise for the outbound queue."""
@@ -208,6 +218,11 @@ class OutboundMessage:
                 "in_reply_to": self.in_reply_to,
                 "proactive": self.proactive,
                 "created_at": self.created_at,
+                "language": self.language,
+                "opt_out_text": self.opt_out_text,
+                "subject": self.subject,
+                "references": list(self.references),
+                "unsubscribe_url": self.unsubscribe_url,
             },
             ensure_ascii=False,
         )
@@ -217,6 +232,7 @@ class OutboundMessage:
         """Inverse of :meth:`to_json`."""
         obj = json.loads(data)
         obj["buttons"] = tuple(Button(**b) for b in obj.get("buttons", []))
+        obj["references"] = tuple(obj.get("references", ()))
         obj.setdefault("created_at", 0.0)  # queued before the field existed: treat as old
         return cls(**obj)
 

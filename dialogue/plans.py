@@ -709,3 +709,17 @@ def describe_plan(plan: Plan, language: str, country: str | None = None) -> str:
     if plan.count > 1:
         text += f"; {money(plan.total)} en total" if es else f"; {money(plan.total)} in total"
     return text[0].upper() + text[1:] + "."
+
+
+def describe_schedule(plan: Plan, language: str, country: str | None = None) -> str:
+    """Every payment on its own line, for channels with room for detail (email):
+    "- Friday, 4 December 2026: $50.00". Bullets, not numbers: numbers answer choices."""
+    lang = _language(language)
+    lines = []
+    for instalment in plan.instalments:
+        amount = format_money(instalment.amount, plan.currency, lang, country)
+        note = ""
+        if instalment.is_down_payment:
+            note = " (pago inicial)" if lang == "es" else " (down payment)"
+        lines.append(f"- {format_date(instalment.due, lang)}: {amount}{note}")
+    return "\n".join(lines)

@@ -27,6 +27,18 @@ logger = logging.getLogger(__name__)
 ACTIONS_URL_ENV = "DEBTBOT_ACTIONS_URL"
 
 
+class _ChannelCollector(CollectingOutputChannel):
+    """Collects the replies under the person's channel name, so responses in the domain can
+    have channel variants (``channel: email`` gets the longer wording)."""
+
+    def __init__(self, channel: str) -> None:
+        super().__init__()
+        self._channel = channel
+
+    def name(self) -> str:
+        return self._channel
+
+
 class DebtbotInput(InputChannel):
     """``POST /webhooks/debtbot/webhook`` with ``{sender, message, input_channel, metadata}``."""
 
@@ -81,14 +93,15 @@ class DebtbotInput(InputChannel):
                 return response.json({"error": "sender and message are required strings"}, status=400)
             if not await self._actions_up():
                 return response.json({"error": "action server unavailable"}, status=503)
-            collector = CollectingOutputChannel()
+            input_channel = str(body.get("input_channel") or self.name())
+            collector = _ChannelCollector(input_channel)
             try:
                 await on_new_message(
                     UserMessage(
                         text,
                         collector,
                         sender,
-                        input_channel=str(body.get("input_channel") or self.name()),
+                        input_channel=input_channel,
                         metadata=body.get("metadata") or {},
                     )
                 )

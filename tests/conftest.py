@@ -18,7 +18,7 @@ import yaml
 from bot.config import Config, load_config
 
 #: The Twilio stand-in fixture (``fake_twilio``), shared by channel and end-to-end tests.
-pytest_plugins = ["tests.fakes.plugin"]
+pytest_plugins = ["tests.fakes.plugin", "tests.fakes.dovecot"]
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT.parent / "shared" / "specs"
@@ -27,6 +27,7 @@ SPECS = ROOT.parent / "shared" / "specs"
 TEST_SECRETS = {
     "RASA_AUTH_TOKEN": "test-rasa-token",
     "DEBTBOT_SECRET_KEY": "test-secret-key",
+    "EMAIL_WEBHOOK_SECRET": "test-email-secret",
 }
 
 

@@ -25,6 +25,7 @@ from dialogue.plans import (
     Settlement,
     build_plan,
     describe_plan,
+    describe_schedule,
     evaluate_offer,
     format_date,
     format_money,
@@ -202,7 +203,9 @@ class ValidatePaymentPlanForm(FormValidationAction):
                 return {"plan_offer": None, "plan_alternatives": listed_now}
             plan = result.accepted
         summary = describe_plan(plan, language, account.country)
-        dispatcher.utter_message(response="utter_plan_readback", plan_summary=summary)
+        # Email's wording also lists every payment; the short channels use the summary only.
+        schedule = describe_schedule(plan, language, account.country)
+        dispatcher.utter_message(response="utter_plan_readback", plan_summary=summary, plan_schedule=schedule)
         return {"plan_offer": plan_terms(plan), "plan_summary": summary, "plan_alternatives": None}
 
     async def validate_plan_confirmed(
@@ -240,7 +243,10 @@ class ActionCreatePlan(Action):
             dispatcher.utter_message(response="utter_plan_change")
             return reset
         created = store.create_plan(account.account_id, tracker.sender_id, plan)
-        dispatcher.utter_message(response="utter_plan_created", link=created.payment_link)
+        schedule = describe_schedule(plan, who(tracker).language, account.country)
+        dispatcher.utter_message(
+            response="utter_plan_created", link=created.payment_link, plan_schedule=schedule
+        )
         return reset
 
 

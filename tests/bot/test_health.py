@@ -30,7 +30,7 @@ def test_everything_down_but_redis_is_503_with_each_check(
         "error": "no worker has ever reported",
         "latency_ms": report["checks"]["worker"]["latency_ms"],
     }
-    assert report["channels"] == {"sms": "sandbox", "telegram": "sandbox"}
+    assert report["channels"] == {"sms": "sandbox", "telegram": "sandbox", "email": "sandbox"}
 
 
 def test_worker_check_follows_the_newest_heartbeat(

@@ -117,7 +117,7 @@ def test_simulator_does_not_exist_in_production(
 ) -> None:
     config = make_config(
         environment="production", simulator={"enabled": False},
-        channels={"sms": {"enabled": False}, "telegram": {"enabled": False}},
+        channels={"sms": {"enabled": False}, "telegram": {"enabled": False}, "email": {"enabled": False}},
     )  # fmt: skip
     client = create_app(config, build_services(config, redis_client)).test_client()
     assert client.get("/simulator").status_code == 404
