@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 import redis
-from channels.email_parse import MalformedEmail
 
 from bot.dead_letters import DeadLetters
 from bot.pipeline import InboundIntake
 from channels.email import EmailChannel
+from channels.email_parse import MalformedEmail
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +56,12 @@ class EmailIntake:
             logger.info("email %s is automatic (%s): queued, will not be answered",
                         message.external_id, message.raw.get("automated", "bounce"))  # fmt: skip
         return EmailOutcome("accepted" if accepted else "duplicate", message.external_id)
+
+    def too_large(self, headers: bytes, size: int) -> EmailOutcome:
+        """A message too big to read (the poller saw its size): only its headers are kept."""
+        limit = self.channel.max_message_bytes
+        detail = f"the message is {size} bytes, over the {limit}-byte limit; only its headers were kept"
+        return self._set_aside(headers, "too_large", detail)
 
     def _set_aside(self, raw: bytes, reason: str, detail: str) -> EmailOutcome:
         entry_id = self.dead_letters.add("email", reason, detail, raw)

@@ -102,9 +102,17 @@ class EmailPoller:
         deliver: Callable[[bytes], None],
         *,
         ssl_context: ssl.SSLContext | None = None,
+        max_bytes: int | None = None,
+        oversized: Callable[[bytes, int], None] | None = None,
     ) -> None:
         """``deliver(raw)`` returns once the message is stored (or set aside) and raises when it
-        could not be stored for now; ``ssl_context`` defaults to a certificate-verifying one."""
+        could not be stored for now; ``ssl_context`` defaults to a certificate-verifying one.
+        Messages over ``max_bytes`` are never downloaded whole: ``oversized(headers, size)``
+        gets their header block instead (and is held to the same contract as ``deliver``)."""
+        if (max_bytes is None) != (oversized is None):
+            raise ValueError("max_bytes and oversized go together")
+        self._max_bytes = max_bytes
+        self._oversized = oversized
         self._settings = settings
         self._username = username
         self._password = password
@@ -287,17 +295,34 @@ class EmailPoller:
     def _hand_over(
         self, client: _Imap, marker: bytes, batch: list[int], result: _Pass, stop: threading.Event | None
     ) -> None:
+        too_big: dict[int, int] = {}
+        if self._max_bytes is not None:
+            # Sizes first, so a huge message is never pulled into memory whole.
+            sizes = client.fetch(batch, ["RFC822.SIZE"])
+            too_big = {
+                uid: int(data.get(b"RFC822.SIZE", 0))
+                for uid, data in sizes.items()
+                if int(data.get(b"RFC822.SIZE", 0)) > self._max_bytes
+            }
+        readable = [uid for uid in batch if uid not in too_big]
         # BODY.PEEK[] leaves \Seen alone (BODY[] would set it).
-        fetched = client.fetch(batch, ["BODY.PEEK[]"])
+        fetched = client.fetch(readable, ["BODY.PEEK[]"]) if readable else {}
+        headers = client.fetch(sorted(too_big), ["BODY.PEEK[HEADER]"]) if too_big else {}
         for uid in batch:
             if stop is not None and stop.is_set():
                 return
-            raw = fetched.get(uid, {}).get(b"BODY[]")
+            if uid in too_big:
+                raw = headers.get(uid, {}).get(b"BODY[HEADER]")
+            else:
+                raw = fetched.get(uid, {}).get(b"BODY[]")
             if not isinstance(raw, bytes):
                 logger.info("message UID %d was gone before it could be read", uid)
                 continue
             try:
-                self._deliver(raw)
+                if uid in too_big and self._oversized is not None:
+                    self._oversized(raw, too_big[uid])
+                else:
+                    self._deliver(raw)
             except Exception as exc:
                 # One message's failure must not block the rest. The type only: an error text
                 # may quote the message or an address.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 
 import redis
 from redis.exceptions import LockError
@@ -34,11 +35,16 @@ def mailbox_poller(services: Services) -> EmailPoller:
     def deliver(raw: bytes) -> None:
         intake.receive(raw)  # raises only when Redis is down: the mail stays for the next pass
 
+    def too_large(headers: bytes, size: int) -> None:
+        intake.too_large(headers, size)
+
     return EmailPoller(
         services.config.channels.email.imap,
         secrets.imap_username or "",
         secrets.imap_password or "",
         deliver,
+        max_bytes=intake.channel.max_message_bytes,
+        oversized=too_large,
     )
 
 
@@ -75,12 +81,17 @@ def run_mailbox(services: Services, stop: threading.Event) -> None:
 
 
 def _renew(lease: redis.lock.Lock, stop: threading.Event, holding: threading.Event) -> None:
-    while not holding.wait(LEASE_SECONDS / 3):
+    """Keep the lease while polling; end the poll (``holding``) on stop or when the lease is lost."""
+    next_renewal = time.monotonic() + LEASE_SECONDS / 3
+    while not holding.wait(0.5):
         if stop.is_set():
             break
+        if time.monotonic() < next_renewal:
+            continue
         try:
             lease.reacquire()
         except (LockError, redis.RedisError) as exc:
             logger.warning("mailbox lease lost (%s); stopping the poller here", exc)
             break
+        next_renewal = time.monotonic() + LEASE_SECONDS / 3
     holding.set()

@@ -391,3 +391,19 @@ def test_run_returns_promptly_during_a_long_backoff(
     thread.join(5)
     assert not thread.is_alive()
     assert time.monotonic() - started < 1
+
+
+def test_a_message_over_the_size_limit_is_never_downloaded_whole(imap_server: DovecotServer) -> None:
+    small = message(1)
+    huge = message(2, body="x" * 200_000)
+    imap_server.append_many([small, huge])
+    deliver, oversized = Recorder(), []
+    poller = EmailPoller(
+        settings_for(imap_server), imap_server.username, imap_server.password, deliver,
+        max_bytes=100_000, oversized=lambda headers, size: oversized.append((headers, size)),
+    )  # fmt: skip
+    assert poller.check_once() == 2
+    assert deliver.numbers == [1]
+    [(headers, size)] = oversized
+    assert size > 200_000 and b"Message-ID: <reply-2@example.org>" in headers and b"xxxx" not in headers
+    assert all(KEYWORD in flags for flags in imap_server.flags_of_all().values())

@@ -258,6 +258,6 @@ def test_a_webhook_body_that_is_not_a_message_is_refused() -> None:
 
 
 def test_the_plain_part_is_not_html_escaped(smtp_server: SmtpServer) -> None:
-    channel_for(smtp_server).send(reply(text="That's 5 < 6 & \"fine\"."))
+    channel_for(smtp_server).send(reply(text='That\'s 5 < 6 & "fine".'))
     plain = smtp_server.wait_for(1)[0].message.get_body(preferencelist=("plain",))
-    assert plain is not None and "That's 5 < 6 & \"fine\"." in plain.get_content()
+    assert plain is not None and 'That\'s 5 < 6 & "fine".' in plain.get_content()
