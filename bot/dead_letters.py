@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import redis
 
+from bot.privacy import redact_card_numbers
 from bot.store import Keys
 
 #: The most of one message kept; beyond it only the start (the headers) is stored.
@@ -42,14 +43,16 @@ class DeadLetters:
 
     def add(self, channel: str, reason: str, detail: str, raw: bytes) -> str:
         """Keep ``raw`` with why it could not be handled; return the entry id."""
-        kept = raw[:MAX_STORED_BYTES]
+        # Card numbers are not kept even here (latin-1 maps every byte, so nothing else changes;
+        # a number inside base64 is not visible to anyone reading the raw mail either).
+        kept = redact_card_numbers(raw[:MAX_STORED_BYTES].decode("latin-1")).encode("latin-1")
         entry_id = self._redis.xadd(
             self._keys.dead_letters(channel),
             {
                 "reason": reason,
                 "detail": detail,
                 "size": str(len(raw)),
-                "truncated": "1" if len(kept) < len(raw) else "0",
+                "truncated": "1" if len(raw) > MAX_STORED_BYTES else "0",
                 "raw": kept,
                 "at": str(time.time()),
             },

@@ -19,6 +19,7 @@ EXAMPLE_ACCOUNTS = "examples/accounts.csv"
 _WHY = {
     "sms": "TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN not set",
     "telegram": "TELEGRAM_BOT_TOKEN / TELEGRAM_WEBHOOK_SECRET not set",
+    "email": "channels.email.smtp.host not set",
 }
 
 

@@ -168,3 +168,12 @@ def test_the_unsubscribe_url_is_stable_per_address(services: Services) -> None:
     assert services.unsubscribe.url("email", ANA, "A1", "en") != services.unsubscribe.url(
         "email", "b@x.org", None, "en"
     )
+
+
+def test_card_numbers_in_mail_set_aside_are_redacted_too(
+    client: FlaskClient, config: Config, services: Services
+) -> None:
+    body = b"To: help@northwind.example.com\r\nMessage-ID: <c@y>\r\n\r\ncard 4111111111111111\r\n"
+    post_mail(client, config, body)
+    [letter] = services.dead_letters.list("email")
+    assert b"4111111111111111" not in letter.raw and b"[card number removed]" in letter.raw
