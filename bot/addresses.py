@@ -86,8 +86,17 @@ class AddressBook:
     def _key(self, channel: str, address: str) -> str:
         return self._keys.address_status(address_hash(channel, address))
 
+    def key_for(self, channel: str, address: str) -> str:
+        """The Redis key of an address's record (for callers that pipeline their reads)."""
+        return self._key(channel, address)
+
     def status(self, channel: str, address: str) -> AddressStatus:
-        raw = {k.decode(): v.decode() for k, v in self._redis.hgetall(self._key(channel, address)).items()}
+        return self.status_from(self._redis.hgetall(self._key(channel, address)))
+
+    @staticmethod
+    def status_from(fields: dict[bytes, bytes]) -> AddressStatus:
+        """The status in a record's raw fields (``HGETALL``)."""
+        raw = {k.decode(): v.decode() for k, v in fields.items()}
 
         def at(name: str) -> float | None:
             return float(raw[name]) if raw.get(name) else None

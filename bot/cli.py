@@ -239,6 +239,41 @@ def email_dead_letters(config_path: str | None, limit: int) -> None:
         click.echo("no email set aside")
 
 
+@main.group()
+def outreach() -> None:
+    """Conversations the product starts itself."""
+
+
+@outreach.command("run")
+@config_option
+def outreach_run(config_path: str | None) -> None:
+    """Plan an outreach run now: every account is queued for a worker to decide (due? which
+    channel? what does the compliance gate say?). Workers must be running to send."""
+    from bot.services import build_services
+
+    config = _load(config_path)
+    setup_logging(config.logging.level)
+    report = build_services(config).outreach.plan_run()
+    click.echo(f"outreach run {report.run_id}: {report.queued} account(s) queued in {report.seconds:.1f}s")
+
+
+@outreach.command("stats")
+@config_option
+def outreach_stats(config_path: str | None) -> None:
+    """Replies, verifications and plans per opener wording (to choose the best one)."""
+    from bot.services import build_services
+
+    config = _load(config_path)
+    rows = build_services(config).opener_stats.table(config)
+    click.echo(
+        f"{'language':<9}{'variant':<12}{'sent':>7}{'replied':>9}{'verified':>10}{'plan':>7}{'plan rate':>11}"
+    )
+    for row in rows:
+        rate = "-" if row["plan_rate"] is None else f"{row['plan_rate']:.1%}"
+        click.echo(f"{row['language']!s:<9}{row['variant']!s:<12}{row['sent']!s:>7}{row['replied']!s:>9}"
+                   f"{row['verified']!s:>10}{row['plan']!s:>7}{rate:>11}")  # fmt: skip
+
+
 @main.command("check-config")
 @config_option
 def check_config(config_path: str | None) -> None:

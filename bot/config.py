@@ -327,6 +327,48 @@ class CompanyConfig(_Section):
     _check_urls = validator("website", "verify_url", allow_reuse=True)(_http_url_with_path)
 
 
+def _zone(value: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("must be an IANA time zone such as America/New_York") from None
+    return value
+
+
+class ContactHoursConfig(_Section):
+    """When proactive messages may arrive, in the debtor's local time."""
+
+    earliest: str = Field(default="08:00", regex=r"^([01]\d|2[0-3]):[0-5]\d$")
+    latest: str = Field(default="21:00", regex=r"^([01]\d|2[0-3]):[0-5]\d$")
+
+    @validator("latest")
+    def _after_earliest(cls, value: str, values: dict[str, Any]) -> str:
+        earliest = values.get("earliest")
+        if earliest is not None and value <= earliest:
+            raise ValueError(f"must be later than earliest ({earliest})")
+        return value
+
+
+class FrequencyCapConfig(_Section):
+    """At most ``max_messages`` proactive messages in any ``window_days`` (on ``channel``, or all)."""
+
+    max_messages: int = Field(ge=1, le=1000)
+    window_days: float = Field(gt=0, le=365)
+    channel: Literal["sms", "telegram", "email"] | None = None
+
+
+class CreditorRulesConfig(_Section):
+    contact_hours: ContactHoursConfig | None = None
+    frequency_caps: list[FrequencyCapConfig] | None = None
+    default_timezone: str | None = None
+
+    @validator("default_timezone")
+    def _known_zone(cls, value: str | None) -> str | None:
+        return _zone(value) if value is not None else None
+
+
 class ComplianceConfig(_Section):
     """What every conversation must do, whatever the dialogue says."""
 
@@ -341,6 +383,30 @@ class ComplianceConfig(_Section):
     )
 
     _check_texts = validator("mini_miranda", allow_reuse=True)(_both_languages)
+    contact_hours: ContactHoursConfig = Field(default_factory=lambda: ContactHoursConfig())
+    #: A reply to someone who wrote within this many minutes may go at any hour.
+    reply_window_minutes: int = Field(default=30, ge=0, le=24 * 60)
+    frequency_caps: list[FrequencyCapConfig] = Field(
+        default_factory=lambda: [FrequencyCapConfig(max_messages=3, window_days=7)]
+    )
+    #: The creditor's zone: used only when nothing at all tells the debtor's zone.
+    default_timezone: str | None = None
+    #: The line a proactive SMS must carry, per language.
+    sms_opt_out: dict[Language, str] = Field(
+        default_factory=lambda: {
+            "en": "Reply STOP to stop texts.",
+            "es": "Responda ALTO para no recibir más mensajes.",
+        }
+    )
+    #: Different rules for some creditors (by the account's creditor name), e.g. another
+    #: jurisdiction's hours or caps; anything not given is taken from above.
+    creditors: dict[str, CreditorRulesConfig] = Field(default_factory=dict)
+
+    _check_opt_out = validator("sms_opt_out", allow_reuse=True)(_both_languages)
+
+    @validator("default_timezone")
+    def _known_zone(cls, value: str | None) -> str | None:
+        return _zone(value) if value is not None else None
 
 
 Frequency = Literal["weekly", "fortnightly", "monthly"]
@@ -422,6 +488,74 @@ class ResourcesConfig(_Section):
     )
 
 
+class OpenerVariant(_Section):
+    """One wording of the first message; {first_name} and {company} are filled in."""
+
+    id: str = Field(regex=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+    text: str = Field(min_length=1, max_length=600)
+
+    @validator("text")
+    def _placeholders(cls, value: str) -> str:
+        try:
+            value.format(first_name="x", company="x")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"may use only {{first_name}} and {{company}} ({exc})") from None
+        return value
+
+
+def _default_openers() -> dict[str, list[OpenerVariant]]:
+    return {
+        "en": [
+            OpenerVariant(id="warm", text="Hi {first_name}, this is {company}. How are you doing today?"),
+            OpenerVariant(
+                id="plain",
+                text="Hello {first_name}, it's {company} here. I hope you're well. Do you have a moment?",
+            ),
+        ],
+        "es": [
+            OpenerVariant(id="warm", text="Hola, {first_name}. Le escribimos de {company}. ¿Cómo está hoy?"),
+            OpenerVariant(
+                id="plain",
+                text=(
+                    "Buenos días, {first_name}. Somos {company}. Esperamos que esté bien. ¿Tiene un momento?"
+                ),
+            ),
+        ],
+    }
+
+
+class OutreachConfig(_Section):
+    """Conversations the product starts itself."""
+
+    #: The worker plans a run every ``every_minutes`` (false: only `debtbot outreach run`).
+    schedule: StrictBool = False
+    every_minutes: float = Field(default=60, ge=1, le=24 * 60)
+    #: An account is due again this many days after its last opener.
+    contact_every_days: float = Field(default=7, gt=0, le=365)
+    #: Channels tried in this order after the person's own preferred one.
+    channel_order: list[Literal["sms", "email", "telegram"]] = Field(
+        default_factory=lambda: ["sms", "email", "telegram"], min_items=1
+    )
+    #: The run is split into this many queues, drained in parallel by the workers.
+    shards: int = Field(default=16, ge=1, le=1024)
+    #: Opener wordings per language; each account keeps the one it was given, and replies,
+    #: verifications and plans are counted per wording (`debtbot outreach stats`).
+    openers: dict[Language, list[OpenerVariant]] = Field(default_factory=_default_openers)
+    #: Plan reminders this many days before each payment.
+    remind_days_before: int = Field(default=3, ge=0, le=30)
+
+    @validator("openers")
+    def _every_language(cls, value: dict[str, list[OpenerVariant]]) -> dict[str, list[OpenerVariant]]:
+        for language in ("en", "es"):
+            variants = value.get(language) or []
+            if not variants:
+                raise ValueError(f"needs at least one opener for {language}")
+            ids = [v.id for v in variants]
+            if len(set(ids)) != len(ids):
+                raise ValueError(f"opener ids must be unique within {language}")
+        return value
+
+
 class SimulatorConfig(_Section):
     enabled: StrictBool = True
 
@@ -466,6 +600,7 @@ class Config(_Section):
     compliance: ComplianceConfig = Field(default_factory=ComplianceConfig)
     plans: PlansConfig = Field(default_factory=PlansConfig)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+    outreach: OutreachConfig = Field(default_factory=OutreachConfig)
     simulator: SimulatorConfig = Field(default_factory=SimulatorConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 

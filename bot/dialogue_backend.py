@@ -21,6 +21,7 @@ from bot.addresses import AddressBook
 from bot.agent_queue import AgentQueue
 from bot.config import Config
 from bot.creditor_events import CreditorEvents
+from bot.outreach import OpenerStats
 from bot.store import Keys
 from dialogue.backend import AccountView, BackendError, CreatedPlan, DialogueSettings, Resource
 from dialogue.parsing import parse_birth_date
@@ -97,6 +98,12 @@ class RedisDialogueBackend:
         )
 
     def verify(self, account_id: str, answer: str, *, today: date) -> bool:
+        verified = self._verify(account_id, answer)
+        if verified:
+            OpenerStats(self._redis, self._keys).record(account_id, "verified")
+        return verified
+
+    def _verify(self, account_id: str, answer: str) -> bool:
         account = self._accounts.get(account_id)
         if account is None:
             return False
@@ -187,6 +194,7 @@ class RedisDialogueBackend:
         pipe.rpush(self._keys.account_plans(account_id), plan_id)
         pipe.execute()
         self._events.announce("plan.created", record)
+        OpenerStats(self._redis, self._keys).record(account_id, "plan")
         return CreatedPlan(plan_id=plan_id, payment_link=link)
 
 

@@ -57,11 +57,25 @@ def telegram_invitation(services: Services, account_id: str, channel: str) -> st
     return notice("telegram_link", language).format(link=deep_link(telegram.bot_username, token))
 
 
-def send_opener(services: Services, account_id: str, channel: str) -> list[OutboundMessage]:
-    """Start the conversation with ``account_id`` on ``channel``; return what was queued."""
-    address = opener_address(services, account_id, channel)
+def send_opener(
+    services: Services,
+    account_id: str,
+    channel: str,
+    *,
+    address: str | None = None,
+    text: str | None = None,
+    kind: str = "opener",
+) -> list[OutboundMessage]:
+    """Start the conversation with ``account_id`` on ``channel``; return what was queued.
+
+    ``text`` replaces the dialogue's own opener wording (an outreach variant); the dialogue
+    is still told the conversation started, so it expects the answer to "how are you?".
+    """
+    address = address or opener_address(services, account_id, channel)
     conversation_id = f"acct-{account_id}"
     replies = services.rasa.trigger_intent(conversation_id, OPENER_INTENT, entities={"channel": channel})
+    if text is not None:
+        replies = [BotReply(text=text)]
     # Each opener is its own event: ids from the account and the moment, not from a message.
     source = hashlib.sha256(f"opener:{account_id}:{channel}:{time.time_ns()}".encode()).hexdigest()
     link = telegram_invitation(services, account_id, channel)
@@ -70,10 +84,10 @@ def send_opener(services: Services, account_id: str, channel: str) -> list[Outbo
     rendered = render_replies(
         replies, channel=channel, recipient=address, conversation_id=conversation_id, source=source
     )
-    messages = [replace(message, proactive=True) for message in rendered]
+    account = services.accounts.get(account_id)
+    language = account.language if account else services.config.accounts.default_language
+    messages = [replace(message, proactive=True, kind=kind, language=language) for message in rendered]
     if channel == "email":
-        account = services.accounts.get(account_id)
-        language = account.language if account else services.config.accounts.default_language
         messages = services.email_envelope().dress(messages, account_id=account_id, language=language)
     ttl = int(services.config.dedupe.window_hours * 3600)
     enqueue_outbound(services.outbound, services.jobs, services.keys, messages, ttl)

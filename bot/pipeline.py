@@ -16,12 +16,15 @@ import redis
 from bot.accounts import Account, AccountStore
 from bot.addresses import AddressBook, address_key
 from bot.agent_queue import AgentQueue
+from bot.compliance import Outgoing, Verdict
+from bot.compliance_gate import ComplianceGate
 from bot.deliveries import DeliveryLog
 from bot.email_outbound import EmailEnvelope
 from bot.email_threads import EmailThreads
 from bot.jobs import Jobs
 from bot.keywords import SmsKeywords
 from bot.notices import notice
+from bot.outreach import OpenerStats
 from bot.privacy import redact_card_numbers, redact_payload
 from bot.queues import Entry, GiveUp, KeyedQueue, RetryLater
 from bot.rate_limits import ReplyCap
@@ -133,6 +136,8 @@ class InboundHandler:
     email: EmailEnvelope | None = None
     deliveries: DeliveryLog | None = None
     reply_cap: ReplyCap | None = None
+    gate: ComplianceGate | None = None
+    opener_stats: OpenerStats | None = None
 
     def __call__(self, entry: Entry) -> None:
         message = InboundMessage.from_json(entry.payload)
@@ -148,6 +153,12 @@ class InboundHandler:
         conversation_id = conversation_id_for(account, message)
         source = f"{message.channel}:{message.external_id}"
         language = account.language if account else self.default_language
+        if account is not None:
+            # The person wrote: replies may go at any hour for a while, and their opener worked.
+            if self.gate is not None:
+                self.gate.record_inbound(account.account_id)
+            if self.opener_stats is not None:
+                self.opener_stats.record(account.account_id, "replied")
         keyword = self.keywords.handle(message, account)
         if keyword is not None:
             replies = [BotReply(text=text) for text in keyword.replies]
@@ -353,12 +364,19 @@ class OutboundHandler:
     channels: Mapping[str, Channel]
     addresses: AddressBook
     deliveries: DeliveryLog
+    gate: ComplianceGate | None = None
+    accounts: AccountStore | None = None
 
     def __call__(self, entry: Entry) -> None:
         message = OutboundMessage.from_json(entry.payload)
         channel = self.channels.get(message.channel)
         if channel is None:
             raise GiveUp(f"channel {message.channel} is not enabled")
+        if self.gate is not None and self.deliveries.get(message.outbox_id) is None:
+            passed = self._through_gate(message)
+            if passed is None:
+                return
+            message = passed
         status = self.addresses.status(message.channel, message.recipient)
         silenced, since = status.silenced_because, status.silenced_since
         if silenced is not None and since is not None and (message.proactive or message.created_at < since):
@@ -403,5 +421,46 @@ class OutboundHandler:
             logger.warning("message %s could not be delivered: %s", message.outbox_id, exc)
         self._record(message, receipt)
 
+    def _through_gate(self, message: OutboundMessage) -> OutboundMessage | None:
+        """The compliance gate, right before the message leaves: the text as it must leave,
+        or ``None`` when it must not leave now (recorded as withheld, with the rule)."""
+        assert self.gate is not None
+        account_id = (
+            message.conversation_id.removeprefix("acct-")
+            if message.conversation_id.startswith("acct-")
+            else ""
+        )
+        account = self.accounts.get(account_id) if self.accounts is not None and account_id else None
+        decision = self.gate.decide(
+            account, message.channel, message.recipient,
+            Outgoing(
+                channel=message.channel, text=message.text, language=message.language or "en",
+                proactive=message.proactive, kind=message.kind,
+                # The dialogue gives the statement itself after verification; reminders, sent
+                # outside any conversation, carry it themselves.
+                verified=message.kind == "reminder", mini_miranda_said=message.kind != "reminder",
+            ),
+            outbox_id=message.outbox_id,
+        )  # fmt: skip
+        if decision.verdict is Verdict.SEND:
+            return replace(message, text=decision.text)
+        # A proactive message that must wait is not held in this address's queue (the
+        # person's own conversation would wait behind it): outreach tries again later.
+        logger.info("message %s withheld by the compliance gate: %s", message.outbox_id, decision.rule)
+        self._record(message, DeliveryReceipt(
+            outbox_id=message.outbox_id, channel=message.channel, status=DeliveryStatus.FAILED,
+            error_code=f"compliance:{decision.rule}", error_message=decision.reason,
+        ))  # fmt: skip
+        return None
+
     def _record(self, message: OutboundMessage, receipt: DeliveryReceipt) -> None:
         self.deliveries.apply(receipt, message.recipient, conversation_id=message.conversation_id)
+        if (
+            self.gate is not None
+            and message.proactive
+            and receipt.status is not DeliveryStatus.FAILED
+            and message.conversation_id.startswith("acct-")
+        ):
+            self.gate.record_proactive(
+                message.conversation_id.removeprefix("acct-"), message.channel, message.outbox_id
+            )

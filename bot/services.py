@@ -8,10 +8,12 @@ from typing import Any
 
 import redis
 
-from bot.accounts import AccountStore
+from bot.accounts import Account, AccountStore
 from bot.addresses import AddressBook
 from bot.agent_queue import AgentQueue
-from bot.config import Config
+from bot.compliance import Decision
+from bot.compliance_gate import ComplianceGate
+from bot.config import Config, OpenerVariant
 from bot.creditor_events import WEBHOOKS, CreditorEvents, WebhookSender
 from bot.dead_letters import DeadLetters
 from bot.deliveries import DeliveryLog
@@ -20,6 +22,7 @@ from bot.email_outbound import EmailEnvelope
 from bot.email_threads import EmailThreads
 from bot.jobs import Jobs, make_broker
 from bot.keywords import SmsKeywords
+from bot.outreach import OUTREACH, OpenerSender, OpenerStats, OutreachHandler, OutreachPlanner
 from bot.pipeline import INBOUND, OUTBOUND, InboundHandler, InboundIntake, OutboundHandler
 from bot.queues import KeyedQueue
 from bot.rate_limits import RedisPacer, ReplyCap
@@ -60,6 +63,8 @@ class Services:
     dead_letters: DeadLetters
     email_threads: EmailThreads
     unsubscribe: UnsubscribeLinks
+    outreach_queue: KeyedQueue
+    gate: ComplianceGate
     _rasa: RasaClient | None = field(default=None, repr=False)
 
     @property
@@ -98,6 +103,35 @@ class Services:
             subjects={lang: subject.format(company=company) for lang, subject in email.subjects.items()},
         )
 
+    @property
+    def outreach(self) -> OutreachPlanner:
+        """Plans outreach runs and releases what the gate deferred."""
+        return OutreachPlanner(
+            self.redis, self.keys, self.outreach_queue, self.jobs, self.config.outreach.shards
+        )
+
+    @property
+    def opener_stats(self) -> OpenerStats:
+        return OpenerStats(self.redis, self.keys)
+
+    def outreach_handler(self, send: OpenerSender | None = None) -> OutreachHandler:
+        """Decides outreach tasks; ``send`` defaults to the real opener (Rasa, then the queue)."""
+        stats = self.opener_stats
+
+        def send_opener_now(account: Account, channel: str, address: str, variant: OpenerVariant,
+                            decision: Decision) -> None:  # fmt: skip
+            from bot.opener import send_opener
+
+            send_opener(self, account.account_id, channel, address=address, text=decision.text, kind="opener")
+            stats.sent(account.account_id, account.language, variant.id)
+
+        return OutreachHandler(
+            config=self.config, client=self.redis, keys=self.keys, accounts=self.accounts,
+            addresses=self.addresses, gate=self.gate, planner=self.outreach,
+            send_opener=send or send_opener_now,
+            links_chat_for=self.links.chat_for, enabled_channels=frozenset(self.channels),
+        )  # fmt: skip
+
     def install_handlers(self) -> None:
         """Make this process able to run drain jobs (worker processes only)."""
         ttl = int(self.config.dedupe.window_hours * 3600)
@@ -123,12 +157,18 @@ class Services:
                 reply_cap=ReplyCap(
                     self.redis, self.keys, self.config.channels.email.replies_per_hour_per_address
                 ),
+                gate=self.gate,
+                opener_stats=self.opener_stats,
             ),
         )
         self.jobs.handle(
             OUTBOUND,
-            OutboundHandler(channels=self.channels, addresses=self.addresses, deliveries=self.deliveries),
-        )
+            OutboundHandler(
+                channels=self.channels, addresses=self.addresses, deliveries=self.deliveries,
+                gate=self.gate, accounts=self.accounts,
+            ),
+        )  # fmt: skip
+        self.jobs.handle(OUTREACH, self.outreach_handler())
         url, secret = self.config.plans.webhook_url, self.config.secrets.plans_webhook_secret
         if url and secret:
             self.jobs.handle(WEBHOOKS, WebhookSender(url, secret))
@@ -202,9 +242,10 @@ def build_services(config: Config, client: redis.Redis[bytes] | None = None) -> 
     inbound = KeyedQueue(client, keys.queues, INBOUND, **queue_options)
     outbound = KeyedQueue(client, keys.queues, OUTBOUND, **queue_options)
     webhooks = KeyedQueue(client, keys.queues, WEBHOOKS, **queue_options)
+    outreach = KeyedQueue(client, keys.queues, OUTREACH, **queue_options)
     jobs = Jobs(
         make_broker(redis_url(config), keys.jobs_namespace),
-        {INBOUND: inbound, OUTBOUND: outbound, WEBHOOKS: webhooks},
+        {INBOUND: inbound, OUTBOUND: outbound, WEBHOOKS: webhooks, OUTREACH: outreach},
     )
     outbox = SandboxOutbox(client, keys.sandbox_outbox)
     addresses = AddressBook(client, keys)
@@ -232,6 +273,8 @@ def build_services(config: Config, client: redis.Redis[bytes] | None = None) -> 
         dead_letters=DeadLetters(client, keys),
         email_threads=EmailThreads(client, keys),
         unsubscribe=UnsubscribeLinks(client, keys, config.secrets.secret_key, config.server.public_url),
+        outreach_queue=outreach,
+        gate=ComplianceGate(config, client, keys, addresses),
     )
 
 

@@ -149,6 +149,32 @@ class Keys:
     def reply_log(self, address_key: str) -> str:
         return self._k("replies", address_key)
 
+    # proactive messages sent to an account (sorted set "channel:outbox id" -> time), for the caps
+    def contact_log(self, account_id: str) -> str:
+        return self._k("account", account_id, "contacts")
+
+    # every compliance decision, append-only (a stream)
+    @property
+    def audit(self) -> str:
+        return self._k("audit")
+
+    # outreach: accounts deferred to a later moment (sorted set account -> when), the last
+    # opener per account, counts per opener wording, and the scheduler's lease
+    @property
+    def outreach_deferred(self) -> str:
+        return self._k("outreach", "deferred")
+
+    def opener_stats(self, language: str, variant: str) -> str:
+        return self._k("outreach", "variant", language, variant)
+
+    @property
+    def outreach_lease(self) -> str:
+        return self._k("outreach", "lease")
+
+    @property
+    def outreach_last_run(self) -> str:
+        return self._k("outreach", "last_run")
+
     # the lease of the one worker that reads the IMAP mailbox
     @property
     def mailbox_lease(self) -> str:

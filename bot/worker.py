@@ -18,6 +18,7 @@ import redis
 from bot.config import Config
 from bot.jobs import DRAIN_QUEUE
 from bot.mailbox import run_mailbox
+from bot.scheduler import run_scheduler
 from bot.services import Services, build_services
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,9 @@ class Worker:
         )
         self._stop = threading.Event()
         self._background = threading.Thread(target=self._maintain, name="heartbeat-sweeper", daemon=True)
+        self._scheduler = threading.Thread(
+            target=run_scheduler, args=(services, self._stop), name="scheduler", daemon=True
+        )
         email = services.config.channels.email
         self._mailbox: threading.Thread | None = None
         if email.enabled and email.imap.enabled:
@@ -46,6 +50,7 @@ class Worker:
     def start(self) -> None:
         self._dramatiq.start()
         self._background.start()
+        self._scheduler.start()
         if self._mailbox is not None:
             self._mailbox.start()
         logger.info("worker %s started (%d threads)", self.worker_id, self.services.config.worker.threads)
@@ -53,6 +58,7 @@ class Worker:
     def stop(self, timeout: float = 30.0) -> None:
         self._stop.set()
         self._background.join(timeout)
+        self._scheduler.join(timeout)
         if self._mailbox is not None:
             self._mailbox.join(timeout)
         # Finishes the jobs in hand; queued ones stay in Redis for the next worker.

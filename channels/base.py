@@ -196,6 +196,8 @@ class OutboundMessage:
     created_at: float = field(default_factory=time.time)
     #: The conversation's language (``en``/``es``), for what a channel adds around the text.
     language: str = ""
+    #: Why it is sent: ``reply``, ``opener``, ``reminder`` (for the compliance record).
+    kind: str = "reply"
     #: The instruction to stop messages on this channel that the message must carry visibly
     #: (each channel places it in its own way); empty when none is required.
     opt_out_text: str = ""
@@ -219,6 +221,7 @@ class OutboundMessage:
                 "proactive": self.proactive,
                 "created_at": self.created_at,
                 "language": self.language,
+                "kind": self.kind,
                 "opt_out_text": self.opt_out_text,
                 "subject": self.subject,
                 "references": list(self.references),

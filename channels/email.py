@@ -243,7 +243,8 @@ class EmailChannel(Channel):
         context = {
             "text": message.text.strip(),
             "blocks": _paragraphs(message.text),
-            "opt_out_text": message.opt_out_text,
+            # Shown once: the compliance gate may already have put the line in the text.
+            "opt_out_text": "" if message.opt_out_text in message.text else message.opt_out_text,
             "unsubscribe_url": message.unsubscribe_url,
             "language": message.language or "en",
             "subject": str(mail["Subject"]),

@@ -45,6 +45,8 @@ def test_every_section_and_setting_in_the_shipped_file_has_a_comment() -> None:
 
 
 def test_every_setting_of_the_model_appears_in_the_shipped_file() -> None:
+    from typing import get_args, get_origin
+
     import yaml
     from pydantic import BaseModel
     from pydantic.fields import SHAPE_DICT, SHAPE_MAPPING
@@ -58,7 +60,12 @@ def test_every_setting_of_the_model_appears_in_the_shipped_file() -> None:
         for name, field in model.__fields__.items():
             if name not in data:
                 missing.append(prefix + name)
-            elif isinstance(field.type_, type) and issubclass(field.type_, BaseModel):
+            else:
+                section, listed = field.type_, False
+                if get_origin(section) is list:  # a list of sections per key (openers per language)
+                    section, listed = get_args(section)[0], True
+                if not (isinstance(section, type) and issubclass(section, BaseModel)):
+                    continue
                 value_of = data[name]
                 if isinstance(value_of, list):
                     values = value_of  # a list of sections: each item must be complete
@@ -66,8 +73,10 @@ def test_every_setting_of_the_model_appears_in_the_shipped_file() -> None:
                     values = list(value_of.values())  # a section per key (a language, say)
                 else:
                     values = [value_of]
+                if listed:
+                    values = [item for value in values for item in value]
                 for value in values:
-                    missing += walk(field.type_, value, f"{prefix}{name}.")  # type: ignore[arg-type]
+                    missing += walk(section, value, f"{prefix}{name}.")
         return missing
 
     assert walk(Config, shipped, "") == []

@@ -113,3 +113,61 @@ def test_a_button_never_offered_is_ignored_without_the_dialogue(
     message = InboundMessage(channel="telegram", external_id="9", sender="42", text="c1", kind="choice")
     _inbound_handler(services)(_inbound(message))
     assert services.outbound.unhandled(address_key("telegram", "42")) == []
+
+
+def _zone_where_it_is(hour: int) -> str:
+    """An Etc/GMT zone whose local time is now within the hour ``hour`` (or the next)."""
+    from datetime import datetime, timezone
+
+    utc_hour = datetime.now(timezone.utc).hour
+    for offset in range(-12, 15):
+        if (utc_hour + offset) % 24 == hour:
+            return f"Etc/GMT{-offset:+d}" if offset else "Etc/GMT"
+    raise AssertionError("unreachable")
+
+
+def _gated(config: Config, client: redis.Redis[bytes], zone: str):  # type: ignore[no-untyped-def]
+    from decimal import Decimal
+
+    from bot.accounts import Account
+
+    services = build_services(config, client)
+    services.accounts.upsert(Account(account_id="G1", first_name="James", balance=Decimal(10), currency="USD",
+                                     creditor="Acme", language="en", phone=PHONE, timezone=zone))  # fmt: skip
+    handler = OutboundHandler(channels=services.channels, addresses=services.addresses,
+                              deliveries=services.deliveries, gate=services.gate, accounts=services.accounts)  # fmt: skip
+    return handler, services
+
+
+def test_the_gate_withholds_a_proactive_text_at_night_in_the_debtors_zone(
+    make_config: ConfigFactory, redis_client: redis.Redis[bytes]
+) -> None:
+    handler, services = _gated(make_config(), redis_client, _zone_where_it_is(3))
+    handler(_entry(OutboundMessage(outbox_id="n1", channel="sms", recipient=PHONE, text="Hi James",
+                                   conversation_id="acct-G1", proactive=True, kind="opener")))  # fmt: skip
+    assert services.outbox.read() == []
+    record = services.deliveries.get("n1")
+    assert record is not None and record.error_code == "compliance:quiet_hours"
+    [(_, audit)] = redis_client.xrange(services.keys.audit)
+    assert audit[b"rule"] == b"quiet_hours" and audit[b"outbox_id"] == b"n1"
+
+
+def test_a_reply_goes_at_night_with_card_numbers_removed(
+    make_config: ConfigFactory, redis_client: redis.Redis[bytes]
+) -> None:
+    handler, services = _gated(make_config(), redis_client, _zone_where_it_is(3))
+    handler(_entry(OutboundMessage(outbox_id="n2", channel="sms", recipient=PHONE, conversation_id="acct-G1",
+                                   text="You wrote 4111 1111 1111 1111; please never send card numbers here.")))  # fmt: skip
+    [sent] = services.outbox.read()
+    assert "4111" not in sent.text and "never send card numbers" in sent.text
+
+
+def test_a_proactive_text_in_daytime_carries_the_opt_out_line_and_counts_towards_the_cap(
+    make_config: ConfigFactory, redis_client: redis.Redis[bytes]
+) -> None:
+    handler, services = _gated(make_config(), redis_client, _zone_where_it_is(12))
+    handler(_entry(OutboundMessage(outbox_id="d1", channel="sms", recipient=PHONE, text="Hi James, how are you?",
+                                   conversation_id="acct-G1", proactive=True, kind="opener")))  # fmt: skip
+    [sent] = services.outbox.read()
+    assert sent.text == "Hi James, how are you?\nReply STOP to stop texts."
+    assert redis_client.zcard(services.keys.contact_log("G1")) == 1

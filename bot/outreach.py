@@ -1,0 +1,289 @@
+"""Conversations the product starts: openers for the accounts due, and plan reminders.
+
+A run is planned by paging through the accounts (``SSCAN``, a page at a time: a run over
+millions of accounts never holds them in memory) and appending one task per account to the
+``outreach`` queues, split into ``outreach.shards`` keys so every worker on every machine
+takes a share. Each task is then decided on its own: is the account due, which channel,
+what the compliance gate says. What the gate defers is kept in a sorted set and put back in
+the queues at its moment (the scheduler's job), never dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import redis
+
+from bot.accounts import Account, AccountStore
+from bot.addresses import AddressBook
+from bot.compliance import Decision, Outgoing, Verdict
+from bot.compliance_gate import ComplianceGate
+from bot.config import Config, OpenerVariant
+from bot.jobs import Jobs
+from bot.queues import Entry, KeyedQueue
+from bot.store import Keys
+
+logger = logging.getLogger(__name__)
+
+OUTREACH = "outreach"
+#: Accounts read per SSCAN page while planning.
+PAGE_SIZE = 1000
+#: Accounts per queued task.
+TASK_BATCH = 100
+#: Rules whose block concerns one address only: the next channel may still be used.
+_ADDRESS_RULES = frozenset({"opted_out", "wrong_party", "unreachable"})
+#: Outcomes counted per opener wording.
+OUTCOMES = ("sent", "replied", "verified", "plan")
+
+
+def shard_of(account_id: str, shards: int) -> str:
+    """The queue key an account's tasks go to (stable, evenly spread)."""
+    digest = hashlib.sha256(account_id.encode()).digest()
+    return f"shard-{int.from_bytes(digest[:4], 'big') % shards:04d}"
+
+
+def choose_variant(account_id: str, variants: list[OpenerVariant]) -> OpenerVariant:
+    """The wording an account gets: a stable, even split of accounts across the variants."""
+    digest = hashlib.sha256(f"variant:{account_id}".encode()).digest()
+    return variants[int.from_bytes(digest[:4], "big") % len(variants)]
+
+
+@dataclass(frozen=True)
+class RunReport:
+    run_id: str
+    queued: int
+    seconds: float
+
+
+class OutreachPlanner:
+    """Turns "contact whoever is due" into queued tasks, a page of accounts at a time."""
+
+    def __init__(
+        self, client: redis.Redis[bytes], keys: Keys, queue: KeyedQueue, jobs: Jobs, shards: int
+    ) -> None:
+        self._redis = client
+        self._keys = keys
+        self._queue = queue
+        self._jobs = jobs
+        self._shards = shards
+
+    def _account_pages(self) -> Iterator[list[str]]:
+        cursor = 0
+        while True:
+            cursor, members = self._redis.sscan(self._keys.account_ids, cursor, count=PAGE_SIZE)
+            if members:
+                yield [m.decode() for m in members]
+            if cursor == 0:
+                return
+
+    def plan_run(self, run_id: str | None = None) -> RunReport:
+        """Queue opener tasks for every account (decided later by the workers), a batch of
+        accounts per task so the queues' own work is shared by many accounts."""
+        run_id = run_id or uuid.uuid4().hex[:12]
+        started = time.monotonic()
+        queued = 0
+        batches: dict[str, list[str]] = {}
+        touched: set[str] = set()
+
+        def flush(key: str) -> None:
+            ids = batches.pop(key, [])
+            if not ids:
+                return
+            task = json.dumps({"kind": "opener", "run_id": run_id, "account_ids": ids})
+            # Once per batch per run, however often planning is retried (the pages and so the
+            # batches come out the same while the accounts do not change).
+            once = self._keys.dedupe("outreach", f"{run_id}:{hashlib.sha256(task.encode()).hexdigest()[:24]}")
+            if self._queue.append(key, task, dedupe_key=once, dedupe_ttl_seconds=86400):
+                touched.add(key)
+
+        for page in self._account_pages():
+            for account_id in page:
+                key = shard_of(account_id, self._shards)
+                batch = batches.setdefault(key, [])
+                batch.append(account_id)
+                queued += 1
+                if len(batch) >= TASK_BATCH:
+                    flush(key)
+        for key in list(batches):
+            flush(key)
+        for key in sorted(touched):
+            self._jobs.schedule(OUTREACH, key)
+        seconds = time.monotonic() - started
+        logger.info("outreach run %s: %d account(s) queued in %.1fs", run_id, queued, seconds)
+        return RunReport(run_id=run_id, queued=queued, seconds=seconds)
+
+    def defer(self, task: dict[str, str], until: datetime) -> None:
+        """Keep a task for its moment."""
+        self._redis.zadd(self._keys.outreach_deferred, {json.dumps(task, sort_keys=True): until.timestamp()})
+
+    def release_due(self, now: datetime | None = None, limit: int = PAGE_SIZE) -> int:
+        """Put the deferred tasks whose moment has come back in the queues."""
+        now = now or datetime.now(timezone.utc)
+        released = 0
+        while True:
+            rows = self._redis.zrangebyscore(
+                self._keys.outreach_deferred, "-inf", now.timestamp(), start=0, num=limit
+            )
+            if not rows:
+                return released
+            touched: set[str] = set()
+            for raw in rows:
+                task = json.loads(raw)
+                key = shard_of(task["account_id"], self._shards)
+                marker = hashlib.sha256(raw).hexdigest()[:24]
+                once = self._keys.dedupe("outreach", f"deferred:{marker}")
+                self._queue.append(key, raw.decode(), dedupe_key=once, dedupe_ttl_seconds=3600)
+                # Removed only once queued: a crash in between queues it twice at worst,
+                # and the de-duplication above catches that.
+                self._redis.zrem(self._keys.outreach_deferred, raw)
+                touched.add(key)
+                released += 1
+            for key in sorted(touched):
+                self._jobs.schedule(OUTREACH, key)
+
+
+#: Sends an opener: (account, channel, address, wording, the gate's decision) -> queued.
+OpenerSender = Callable[[Account, str, str, OpenerVariant, Decision], None]
+
+
+@dataclass
+class OutreachHandler:
+    """Decides one task: due? which channel? what does the gate say? then sends or defers."""
+
+    config: Config
+    client: redis.Redis[bytes]
+    keys: Keys
+    accounts: AccountStore
+    addresses: AddressBook
+    gate: ComplianceGate
+    planner: OutreachPlanner
+    send_opener: OpenerSender
+    links_chat_for: Callable[[str], str | None]
+    enabled_channels: frozenset[str]
+    clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+
+    def __call__(self, entry: Entry) -> None:
+        task = json.loads(entry.payload)
+        if task.get("kind") != "opener":
+            return
+        # A retried batch decides its accounts again: those already contacted are no longer due.
+        for account_id in task.get("account_ids") or [task["account_id"]]:
+            self.opener({"kind": "opener", "run_id": task.get("run_id", ""), "account_id": account_id})
+
+    def is_due(self, account: Account, now: datetime) -> bool:
+        """Not contacted within ``contact_every_days``, not mid-conversation, no plan yet."""
+        return self._due(*self._facts(account.account_id)[1:3], now)
+
+    def _facts(self, account_id: str) -> tuple[Account | None, list[bytes | None], int, bytes | None]:
+        """The account, its last opener and message times, its plan count and preferred
+        channel, in one round trip."""
+        state = self.keys.account_state(account_id)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(self.keys.account(account_id))
+        pipe.hmget(state, ["last_opener_at", "last_inbound_at"])
+        pipe.llen(self.keys.account_plans(account_id))
+        pipe.hget(state, "pref:channel")
+        raw, times, plans, preferred = pipe.execute()
+        return (Account.from_redis(raw) if raw else None), times, int(plans), preferred
+
+    def _due(self, times: list[bytes | None], plans: int, now: datetime) -> bool:
+        every = timedelta(days=self.config.outreach.contact_every_days).total_seconds()
+        if any(raw is not None and now.timestamp() - float(raw) < every for raw in times):
+            return False
+        return plans == 0
+
+    def channels_for(self, account: Account, preferred: bytes | None = None) -> list[tuple[str, str]]:
+        """(channel, address) in the order to try: the preferred channel, then the configured order."""
+        order: list[str] = list(self.config.outreach.channel_order)
+        if preferred is not None and preferred.decode() in ("sms", "email", "telegram"):
+            order = [preferred.decode(), *[c for c in order if c != preferred.decode()]]
+        found: list[tuple[str, str]] = []
+        for channel in order:
+            if channel not in self.enabled_channels:
+                continue
+            address = {
+                "sms": account.phone,
+                "email": account.email,
+                "telegram": self.links_chat_for(account.account_id) if channel == "telegram" else None,
+            }.get(channel)
+            if address:
+                found.append((channel, address))
+        return found
+
+    def opener(self, task: dict[str, str]) -> None:
+        now = self.clock()
+        account, times, plans, preferred = self._facts(task["account_id"])
+        if account is None or not self._due(times, plans, now):
+            return
+        language = account.language if account.language in ("en", "es") else "en"
+        variant = choose_variant(account.account_id, list(self.config.outreach.openers[language]))  # type: ignore[index]
+        text = variant.text.format(first_name=account.first_name, company=self.config.company.display_name)
+        for channel, address in self.channels_for(account, preferred):
+            decision = self.gate.decide(
+                account, channel, address,
+                Outgoing(channel=channel, text=text, language=language, proactive=True, kind="opener"),
+                now=now,
+            )  # fmt: skip
+            if decision.verdict is Verdict.SEND:
+                self.send_opener(account, channel, address, variant, decision)
+                self.client.hset(
+                    self.keys.account_state(account.account_id), "last_opener_at", str(now.timestamp())
+                )
+                return
+            if decision.verdict is Verdict.DEFER and decision.until is not None:
+                self.planner.defer(task, decision.until)
+                return
+            if decision.rule not in _ADDRESS_RULES:
+                return  # a pause, no usable time zone...: no channel would do
+        logger.info("account %s: no channel it can be reached on", account.account_id)
+
+
+class OpenerStats:
+    """Outcomes per opener wording, counted once per account per opener (A/B)."""
+
+    def __init__(self, client: redis.Redis[bytes], keys: Keys) -> None:
+        self._redis = client
+        self._keys = keys
+
+    def sent(self, account_id: str, language: str, variant: str) -> None:
+        state = self._keys.account_state(account_id)
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(state, "opener_variant", f"{language}:{variant}")
+        pipe.hdel(state, *(f"opener_{outcome}" for outcome in OUTCOMES))
+        pipe.hset(state, "opener_sent", "1")
+        pipe.hincrby(self._keys.opener_stats(language, variant), "sent", 1)
+        pipe.execute()
+
+    def record(self, account_id: str, outcome: str) -> None:
+        """``replied``, ``verified`` or ``plan`` for the account's current opener, once."""
+        state = self._keys.account_state(account_id)
+        current = self._redis.hget(state, "opener_variant")
+        if current is None:
+            return
+        if self._redis.hsetnx(state, f"opener_{outcome}", "1"):
+            language, _, variant = current.decode().partition(":")
+            self._redis.hincrby(self._keys.opener_stats(language, variant), outcome, 1)
+
+    def table(self, config: Config) -> list[dict[str, object]]:
+        rows = []
+        for language, variants in config.outreach.openers.items():
+            for variant in variants:
+                counts = {
+                    k.decode(): int(v)
+                    for k, v in self._redis.hgetall(
+                        self._keys.opener_stats(str(language), variant.id)
+                    ).items()
+                }
+                row: dict[str, object] = {"language": language, "variant": variant.id}
+                row.update({outcome: counts.get(outcome, 0) for outcome in OUTCOMES})
+                sent = counts.get("sent", 0)
+                row["plan_rate"] = round(counts.get("plan", 0) / sent, 3) if sent else None
+                rows.append(row)
+        return rows
