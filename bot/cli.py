@@ -274,6 +274,35 @@ def outreach_stats(config_path: str | None) -> None:
                    f"{row['verified']!s:>10}{row['plan']!s:>7}{rate:>11}")  # fmt: skip
 
 
+@main.group()
+def payments() -> None:
+    """Plan payments reported by the creditor."""
+
+
+@payments.command("import")
+@config_option
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False))
+def payments_import(config_path: str | None, csv_file: str) -> None:
+    """Record paid instalments from a CSV with columns plan_id, due_date, paid_on (ISO dates).
+    Bad rows are named by line and skipped; the rest are recorded."""
+    from bot.payments import PlanPayments
+    from bot.services import build_services
+
+    config = _load(config_path)
+    services = build_services(config)
+    try:
+        report = PlanPayments(services.redis, services.keys).import_csv(
+            Path(csv_file).read_text(encoding="utf-8")
+        )
+    except BotError as exc:
+        click.echo(f"{csv_file}: {exc}", err=True)
+        sys.exit(2)
+    for error in report.errors:
+        click.echo(f"{csv_file}: {error}", err=True)
+    click.echo(f"{report.recorded} payment(s) recorded, {len(report.errors)} row(s) skipped")
+    sys.exit(1 if report.errors else 0)
+
+
 @main.command("check-config")
 @config_option
 def check_config(config_path: str | None) -> None:

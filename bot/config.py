@@ -343,6 +343,13 @@ class ContactHoursConfig(_Section):
     earliest: str = Field(default="08:00", regex=r"^([01]\d|2[0-3]):[0-5]\d$")
     latest: str = Field(default="21:00", regex=r"^([01]\d|2[0-3]):[0-5]\d$")
 
+    @validator("earliest", "latest", pre=True)
+    def _unquoted_time(cls, value: object) -> object:
+        # YAML 1.1 reads an unquoted 21:00 as the number 1260 (base 60): read it back as a time.
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 24 * 60:
+            return f"{value // 60:02d}:{value % 60:02d}"
+        return value
+
     @validator("latest")
     def _after_earliest(cls, value: str, values: dict[str, Any]) -> str:
         earliest = values.get("earliest")

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import redis
 
@@ -27,6 +28,7 @@ from bot.compliance import Decision, Outgoing, Verdict
 from bot.compliance_gate import ComplianceGate
 from bot.config import Config, OpenerVariant
 from bot.jobs import Jobs
+from bot.payments import PlanPayments, reminder_text
 from bot.queues import Entry, KeyedQueue
 from bot.store import Keys
 
@@ -151,6 +153,8 @@ class OutreachPlanner:
 
 #: Sends an opener: (account, channel, address, wording, the gate's decision) -> queued.
 OpenerSender = Callable[[Account, str, str, OpenerVariant, Decision], None]
+#: Sends a reminder: (account, channel, address, kind, the gate's decision) -> queued.
+ReminderSender = Callable[[Account, str, str, str, Decision], None]
 
 
 @dataclass
@@ -167,6 +171,8 @@ class OutreachHandler:
     send_opener: OpenerSender
     links_chat_for: Callable[[str], str | None]
     enabled_channels: frozenset[str]
+    payments: PlanPayments
+    send_reminder: ReminderSender
     clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
 
     def __call__(self, entry: Entry) -> None:
@@ -220,6 +226,9 @@ class OutreachHandler:
     def opener(self, task: dict[str, str]) -> None:
         now = self.clock()
         account, times, plans, preferred = self._facts(task["account_id"])
+        if account is not None and plans:
+            self.reminder(task, account, preferred, now)
+            return
         if account is None or not self._due(times, plans, now):
             return
         language = account.language if account.language in ("en", "es") else "en"
@@ -243,6 +252,38 @@ class OutreachHandler:
             if decision.rule not in _ADDRESS_RULES:
                 return  # a pause, no usable time zone...: no channel would do
         logger.info("account %s: no channel it can be reached on", account.account_id)
+
+    def reminder(
+        self, task: dict[str, str], account: Account, preferred: bytes | None, now: datetime
+    ) -> None:
+        """Before an instalment a reminder; after a missed one a kind offer to re-plan."""
+        try:
+            zone = ZoneInfo(account.timezone) if account.timezone else timezone.utc
+        except (ZoneInfoNotFoundError, ValueError):
+            zone = timezone.utc
+        due = self.payments.due_message(account.account_id, now.astimezone(zone).date(),
+                                        self.config.outreach.remind_days_before)  # fmt: skip
+        if due is None:
+            return
+        kind, instalment = due
+        language = account.language if account.language in ("en", "es") else "en"
+        text = reminder_text(kind, instalment, account.first_name, language, account.country)
+        for channel, address in self.channels_for(account, preferred):
+            decision = self.gate.decide(
+                account, channel, address,
+                Outgoing(channel=channel, text=text, language=language, proactive=True, verified=True,
+                         kind=kind),
+                now=now,
+            )  # fmt: skip
+            if decision.verdict is Verdict.SEND:
+                if self.payments.mark(kind, instalment):  # once, whichever worker gets here first
+                    self.send_reminder(account, channel, address, kind, decision)
+                return
+            if decision.verdict is Verdict.DEFER and decision.until is not None:
+                self.planner.defer(task, decision.until)
+                return
+            if decision.rule not in _ADDRESS_RULES:
+                return
 
 
 class OpenerStats:

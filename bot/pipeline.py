@@ -48,6 +48,8 @@ from dialogue.rasa_client import BotReply, RasaClient, RasaRejected, RasaUnavail
 logger = logging.getLogger(__name__)
 
 INBOUND = "inbound"
+#: Proactive kinds sent to a verified person outside any conversation: they carry the statement.
+REMINDERS = frozenset({"reminder", "missed_payment"})
 OUTBOUND = "outbound"
 
 
@@ -438,7 +440,7 @@ class OutboundHandler:
                 proactive=message.proactive, kind=message.kind,
                 # The dialogue gives the statement itself after verification; reminders, sent
                 # outside any conversation, carry it themselves.
-                verified=message.kind == "reminder", mini_miranda_said=message.kind != "reminder",
+                verified=message.kind in REMINDERS, mini_miranda_said=message.kind not in REMINDERS,
             ),
             outbox_id=message.outbox_id,
         )  # fmt: skip

@@ -10,7 +10,7 @@ import pytest
 
 from bot.config import load_config
 from bot.errors import ConfigError
-from tests.conftest import ROOT, TEST_SECRETS, write_config
+from tests.conftest import ROOT, TEST_SECRETS, ConfigFactory, write_config
 
 
 def problems(path: Path, env: dict[str, str] | None = None) -> str:
@@ -209,3 +209,10 @@ def test_plan_policy_mistakes_name_the_key(tmp_path: Path) -> None:
 def test_texts_must_exist_in_every_language(tmp_path: Path) -> None:
     path = write_config(tmp_path, {"compliance": {"mini_miranda": {"en": "From a debt collector."}}})
     assert "compliance.mini_miranda: needs a text for every language (missing: es)" in problems(path)
+
+
+def test_unquoted_contact_hours_are_read_as_times(make_config: ConfigFactory) -> None:
+    config = make_config(env={"DEBTBOT__COMPLIANCE__CONTACT_HOURS__LATEST": "20:30"})
+    assert config.compliance.contact_hours.latest == "20:30"
+    with pytest.raises(ConfigError, match=r"compliance\.contact_hours\.latest: must be later than earliest"):
+        make_config(env={"DEBTBOT__COMPLIANCE__CONTACT_HOURS__LATEST": "07:00"})
