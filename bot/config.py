@@ -548,19 +548,39 @@ class OutreachConfig(_Section):
     #: Opener wordings per language; each account keeps the one it was given, and replies,
     #: verifications and plans are counted per wording (`debtbot outreach stats`).
     openers: dict[Language, list[OpenerVariant]] = Field(default_factory=_default_openers)
+    #: Wordings for some creditors' accounts (by creditor name), per language, replacing the
+    #: ones above for those accounts.
+    creditor_openers: dict[str, dict[Language, list[OpenerVariant]]] = Field(default_factory=dict)
     #: Plan reminders this many days before each payment.
     remind_days_before: int = Field(default=3, ge=0, le=30)
 
     @validator("openers")
     def _every_language(cls, value: dict[str, list[OpenerVariant]]) -> dict[str, list[OpenerVariant]]:
         for language in ("en", "es"):
-            variants = value.get(language) or []
-            if not variants:
+            if not value.get(language):
                 raise ValueError(f"needs at least one opener for {language}")
-            ids = [v.id for v in variants]
-            if len(set(ids)) != len(ids):
-                raise ValueError(f"opener ids must be unique within {language}")
+        return _unique_ids(value)
+
+    @validator("creditor_openers")
+    def _unique_per_creditor(
+        cls, value: dict[str, dict[str, list[OpenerVariant]]]
+    ) -> dict[str, dict[str, list[OpenerVariant]]]:
+        for variants in value.values():
+            _unique_ids(variants)
         return value
+
+    def openers_for(self, creditor: str, language: str) -> list[OpenerVariant]:
+        """The wordings for an account of ``creditor`` in ``language``."""
+        own = self.creditor_openers.get(creditor, {}).get(language)  # type: ignore[call-overload]
+        return list(own or self.openers[language])  # type: ignore[index]
+
+
+def _unique_ids(value: dict[str, list[OpenerVariant]]) -> dict[str, list[OpenerVariant]]:
+    for language, variants in value.items():
+        ids = [v.id for v in variants]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"opener ids must be unique within {language}")
+    return value
 
 
 class SimulatorConfig(_Section):

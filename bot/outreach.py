@@ -232,7 +232,9 @@ class OutreachHandler:
         if account is None or not self._due(times, plans, now):
             return
         language = account.language if account.language in ("en", "es") else "en"
-        variant = choose_variant(account.account_id, list(self.config.outreach.openers[language]))  # type: ignore[index]
+        variant = choose_variant(
+            account.account_id, self.config.outreach.openers_for(account.creditor, language)
+        )
         text = variant.text.format(first_name=account.first_name, company=self.config.company.display_name)
         for channel, address in self.channels_for(account, preferred):
             decision = self.gate.decide(
@@ -313,18 +315,17 @@ class OpenerStats:
             self._redis.hincrby(self._keys.opener_stats(language, variant), outcome, 1)
 
     def table(self, config: Config) -> list[dict[str, object]]:
+        """One row per wording (language and id; a creditor's wording with the same id as a
+        general one is counted with it)."""
+        wordings = [config.outreach.openers, *config.outreach.creditor_openers.values()]
+        pairs = sorted({(str(lang), v.id) for table in wordings for lang, vs in table.items() for v in vs})
         rows = []
-        for language, variants in config.outreach.openers.items():
-            for variant in variants:
-                counts = {
-                    k.decode(): int(v)
-                    for k, v in self._redis.hgetall(
-                        self._keys.opener_stats(str(language), variant.id)
-                    ).items()
-                }
-                row: dict[str, object] = {"language": language, "variant": variant.id}
-                row.update({outcome: counts.get(outcome, 0) for outcome in OUTCOMES})
-                sent = counts.get("sent", 0)
-                row["plan_rate"] = round(counts.get("plan", 0) / sent, 3) if sent else None
-                rows.append(row)
+        for language, variant in pairs:
+            raw = self._redis.hgetall(self._keys.opener_stats(language, variant))
+            counts = {k.decode(): int(v) for k, v in raw.items()}
+            row: dict[str, object] = {"language": language, "variant": variant}
+            row.update({outcome: counts.get(outcome, 0) for outcome in OUTCOMES})
+            sent = counts.get("sent", 0)
+            row["plan_rate"] = round(counts.get("plan", 0) / sent, 3) if sent else None
+            rows.append(row)
         return rows

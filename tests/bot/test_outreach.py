@@ -187,3 +187,25 @@ def test_the_worker_drains_outreach_queues(services: Services) -> None:
     for key in services.outreach_queue.pending_keys():
         services.outreach_queue.drain(key, services.jobs._handlers[OUTREACH])
     assert [opener[0] for opener in sent.openers] == ["A1"]
+
+
+def test_a_creditor_can_have_its_own_opener_wordings(
+    make_config: ConfigFactory, redis_client: redis.Redis
+) -> None:
+    own = {
+        "en": [
+            {"id": "mobile", "text": "Hi {first_name}, {company} here about your phone line. How are you?"}
+        ]
+    }
+    services = build_services(
+        make_config(outreach={"creditor_openers": {"Capitol Mobile": own}}), redis_client
+    )
+    services.accounts.upsert(account(1))
+    services.accounts.upsert(account(2, creditor="Other Bank"))
+    sent = Sent()
+    handler = handler_at(services, sent, datetime(2026, 11, 24, 10, 0, tzinfo=NY))
+    decide(handler, "A1")
+    decide(handler, "A2")
+    assert sent.openers[0][:3:2] == ("A1", "mobile")
+    assert sent.openers[1][2] in {"warm", "plain"}
+    assert "about your phone line" in sent.openers[0][3]
