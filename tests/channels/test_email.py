@@ -261,3 +261,12 @@ def test_the_plain_part_is_not_html_escaped(smtp_server: SmtpServer) -> None:
     channel_for(smtp_server).send(reply(text='That\'s 5 < 6 & "fine".'))
     plain = smtp_server.wait_for(1)[0].message.get_body(preferencelist=("plain",))
     assert plain is not None and 'That\'s 5 < 6 & "fine".' in plain.get_content()
+
+
+def test_implicit_tls_is_used_when_configured(
+    smtp_implicit_tls_server: tuple[SmtpServer, ssl.SSLContext],
+) -> None:
+    server, context = smtp_implicit_tls_server
+    channel_for(server, security="ssl", ssl_context=context).send(reply())
+    (mail,) = server.wait_for(1)
+    assert mail.tls is True

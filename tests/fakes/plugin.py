@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.fakes import telegram_api
-from tests.fakes.smtp_server import smtp_server, smtp_tls_server  # noqa: F401 (fixtures)
+from tests.fakes.smtp_server import smtp_implicit_tls_server, smtp_server, smtp_tls_server  # noqa: F401 (fixtures)
 from tests.fakes.twilio_api import FakeTwilio, TwilioSpec, spec_missing_reason
 
 

@@ -66,7 +66,8 @@ class _Handler:
                     rcpt_tos=tuple(envelope.rcpt_tos),
                     data=bytes(envelope.original_content or envelope.content),
                     authenticated_as=login,
-                    tls=session.ssl is not None,
+                    # STARTTLS sets session.ssl; implicit TLS shows on the transport.
+                    tls=session.ssl is not None or server.transport.get_extra_info("ssl_object") is not None,
                 )
             )
             self._server._arrived.notify_all()
@@ -76,7 +77,13 @@ class _Handler:
 class SmtpServer:
     """One running aiosmtpd server on loopback."""
 
-    def __init__(self, *, tls_context: ssl.SSLContext | None = None, require_auth: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        tls_context: ssl.SSLContext | None = None,
+        require_auth: bool = False,
+        implicit_tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.received: list[ReceivedMail] = []
         self._failures: list[tuple[str, str]] = []
         self._lock = threading.Lock()
@@ -88,6 +95,8 @@ class SmtpServer:
             kwargs.update(tls_context=tls_context, require_starttls=True)
         if require_auth:
             kwargs.update(authenticator=_authenticate, auth_required=True)
+        if implicit_tls is not None:  # TLS from the first byte (port 465 style)
+            kwargs.update(ssl_context=implicit_tls)
         self._controller = Controller(_Handler(self), hostname=self.host, port=self.port, **kwargs)
 
     def start(self) -> SmtpServer:
@@ -167,6 +176,20 @@ def smtp_tls_server(tmp_path: Path) -> Iterator[tuple[SmtpServer, ssl.SSLContext
     server_context.load_cert_chain(cert, key)
     client_context = ssl.create_default_context(cafile=str(cert))
     server = SmtpServer(tls_context=server_context, require_auth=True).start()
+    try:
+        yield server, client_context
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def smtp_implicit_tls_server(tmp_path: Path) -> Iterator[tuple[SmtpServer, ssl.SSLContext]]:
+    """An SMTP server speaking TLS from the first byte; with a client context that trusts it."""
+    cert, key = self_signed_certificate(tmp_path)
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert, key)
+    client_context = ssl.create_default_context(cafile=str(cert))
+    server = SmtpServer(implicit_tls=server_context).start()
     try:
         yield server, client_context
     finally:
