@@ -81,6 +81,9 @@ def send_opener(
     link = telegram_invitation(services, account_id, channel)
     if link is not None:
         replies = [*replies, BotReply(text=link)]
+    if channel == "sms" and len(replies) > 1 and not any(reply.buttons for reply in replies):
+        # One text, so the opt-out line the gate adds to a proactive SMS comes once.
+        replies = [BotReply(text="\n\n".join(reply.text for reply in replies if reply.text))]
     rendered = render_replies(
         replies, channel=channel, recipient=address, conversation_id=conversation_id, source=source
     )

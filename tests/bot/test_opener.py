@@ -54,3 +54,24 @@ def test_a_telegram_opener_needs_a_linked_chat(
     services = build_services(make_config(), redis_client)
     with pytest.raises(InvalidRequest, match="no Telegram chat yet"):
         opener_address(services, "ACC-1002", "telegram")
+
+
+class _OpenerRasa:
+    def trigger_intent(self, conversation_id: str, intent: str, *, entities: object = None) -> list[object]:
+        from dialogue.rasa_client import BotReply
+
+        return [BotReply(text="Hola, Maria, le escribimos de Northwind. ¿Cómo está hoy?")]
+
+
+def test_an_sms_opener_with_its_invitation_is_one_text_and_proactive(
+    make_config: ConfigFactory, redis_client: redis.Redis[bytes], accounts_loaded: None
+) -> None:
+    from bot.opener import send_opener
+
+    services = build_services(
+        make_config(channels={"telegram": {"bot_username": "northwind_help_bot"}}), redis_client
+    )
+    services._rasa = _OpenerRasa()  # type: ignore[assignment]
+    [message] = send_opener(services, "ACC-1001", "sms")
+    assert message.text.startswith("Hola, Maria") and "https://t.me/northwind_help_bot?start=" in message.text
+    assert message.proactive and message.kind == "opener" and message.language == "es"
