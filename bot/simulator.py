@@ -14,6 +14,8 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
 from typing import Protocol
 from urllib.parse import urlencode
 
@@ -25,6 +27,7 @@ from twilio.request_validator import RequestValidator
 from bot.accounts import Account
 from bot.errors import InvalidRequest, NotFound
 from bot.services import Services, channel_modes
+from channels.email import SIGNATURE_HEADER, sign
 from channels.telegram import SECRET_HEADER
 
 _STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
@@ -121,6 +124,26 @@ def simulated_telegram(account: Account, text: str, *, update_id: int, secret: s
     )
 
 
+def simulated_email(account: Account, text: str, *, to_address: str, secret: str) -> SimulatedWebhook:
+    """A raw email from the account's address, signed for ``POST /webhooks/email``."""
+    if not account.email:
+        raise InvalidRequest(f"account {account.account_id} has no email address")
+    mail = EmailMessage()
+    mail["From"] = f"{account.first_name} {account.last_name}".strip() + f" <{account.email}>"
+    mail["To"] = to_address
+    mail["Subject"] = "Re: simulator"
+    mail["Message-ID"] = make_msgid(domain="simulator.invalid")
+    mail["Date"] = formatdate(localtime=False)
+    mail.set_content(text)
+    body = bytes(mail)
+    return SimulatedWebhook(
+        path="/webhooks/email",
+        body=body,
+        headers={"Content-Type": "message/rfc822", SIGNATURE_HEADER: sign(secret, body)},
+        address=account.email.lower(),
+    )
+
+
 def simulator_blueprint(services: Services, poster: WebhookPoster) -> Blueprint:
     """``/simulator`` (page), ``/simulator/accounts``, ``/simulator/send``, ``/simulator/outbox``."""
     bp = Blueprint("simulator", __name__, template_folder="templates")
@@ -143,7 +166,13 @@ def simulator_blueprint(services: Services, poster: WebhookPoster) -> Blueprint:
                     "name": f"{account.first_name} {account.last_name}".strip(),
                     "language": account.language,
                     "channels": [
-                        c for c, ok in (("sms", account.phone), ("telegram", account.telegram)) if ok
+                        c
+                        for c, ok in (
+                            ("sms", account.phone),
+                            ("telegram", account.telegram),
+                            ("email", account.email),
+                        )
+                        if ok
                     ],
                 }
             )
@@ -170,6 +199,13 @@ def simulator_blueprint(services: Services, poster: WebhookPoster) -> Blueprint:
                 public_url=config.server.public_url,
                 auth_token=secrets.twilio_auth_token or "",
                 to_number=config.channels.sms.from_number or "",
+            )
+        elif channel == "email":
+            webhook = simulated_email(
+                account,
+                text,
+                to_address=config.channels.email.from_address,
+                secret=secrets.email_webhook_secret,
             )
         else:
             update_id = int(services.redis.incr(f"{services.keys.prefix}:sandbox:telegram:update_id"))

@@ -56,8 +56,9 @@ def test_page_is_clearly_labelled_as_development_only(setup: Any) -> None:
 def test_accounts_are_listed_with_their_channels(setup: Any) -> None:
     _, _, client, _ = setup
     listing = {a["account_id"]: a for a in client.get("/simulator/accounts").get_json()}
-    assert listing["ACC-1001"]["channels"] == ["sms", "telegram"]
-    assert listing["ACC-1002"]["channels"] == ["sms"]
+    assert listing["ACC-1001"]["channels"] == ["sms", "telegram", "email"]
+    assert listing["ACC-1002"]["channels"] == ["sms", "email"]
+    assert listing["ACC-1006"]["channels"] == ["sms", "telegram"]  # no email address
 
 
 def test_sms_goes_through_the_signed_webhook_into_the_inbound_stream(setup: Any) -> None:
@@ -78,6 +79,16 @@ def test_telegram_goes_through_the_secret_checked_webhook(setup: Any) -> None:
     address = answer.get_json()["address"]
     [entry] = services.inbound.unhandled(address_key("telegram", address))
     assert InboundMessage.from_json(entry.payload).sender_handle == "maria_lopez_mia"
+
+
+def test_email_goes_through_the_signed_raw_mail_webhook(setup: Any) -> None:
+    _, services, client, poster = setup
+    answer = send(client, account_id="ACC-1002", channel="email", text="I'm fine, thanks")
+    assert answer.status_code == 202, answer.get_json()
+    assert poster.sent[0].path == "/webhooks/email" and "X-Debtbot-Signature" in poster.sent[0].headers
+    [entry] = services.inbound.unhandled(address_key("email", "j.whitfield@example.net"))
+    message = InboundMessage.from_json(entry.payload)
+    assert message.channel == "email" and message.text == "I'm fine, thanks"
 
 
 def test_send_without_csrf_token_is_refused(setup: Any) -> None:
