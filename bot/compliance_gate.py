@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from datetime import time as dtime
+from typing import Any
 
 import redis
+from redis.client import Pipeline
 
 from bot.accounts import Account
 from bot.addresses import AddressBook
@@ -153,6 +155,42 @@ class ComplianceGate:
             self._redis.zrangebyscore(self._keys.contact_log(account_id), since, "+inf", withscores=True)
         )
 
+    def queue_facts(
+        self,
+        pipe: Pipeline[bytes],
+        account: Account | None,
+        channel: str,
+        address: str,
+        message: Outgoing,
+        now: datetime,
+    ) -> None:
+        """Add the reads :meth:`decide_from` needs to ``pipe`` (so many decisions share a round trip)."""
+        pipe.hgetall(self._addresses.key_for(channel, address))
+        if account is not None:
+            pipe.hgetall(self._keys.account_state(account.account_id))
+            if message.proactive:
+                since = now.timestamp() - CONTACT_HISTORY_SECONDS
+                pipe.zrangebyscore(self._keys.contact_log(account.account_id), since, "+inf", withscores=True)
+
+    @staticmethod
+    def facts_count(account: Account | None, message: Outgoing) -> int:
+        """How many replies :meth:`queue_facts` adds to a pipeline."""
+        return 1 if account is None else (3 if message.proactive else 2)
+
+    def decide_from(
+        self, fetched: Sequence[Any], account: Account | None, message: Outgoing, now: datetime
+    ) -> Decision:
+        """The decision on facts read by :meth:`queue_facts` (nothing written)."""
+        status = self._addresses.status_from(fetched[0])
+        state = AddressState(
+            opted_out=status.opted_out_at is not None,
+            wrong_party=status.wrong_party_at is not None,
+            unreachable=status.unreachable_at is not None,
+        )
+        debtor = self.debtor(account, fetched[1]) if account is not None else Debtor(account_id="")
+        recent: Mapping[str, list[datetime]] = self._by_channel(fetched[2]) if len(fetched) > 2 else {}
+        return check(debtor, state, message, now, self.rules_for(account), recent_proactive=recent)
+
     def decide(
         self,
         account: Account | None,
@@ -163,36 +201,33 @@ class ComplianceGate:
         now: datetime | None = None,
         outbox_id: str = "",
     ) -> Decision:
-        """Ask the gate and write the answer to the audit stream."""
+        """Ask the gate (its facts in one round trip) and write the answer to the audit stream."""
         now = now or datetime.now(timezone.utc)
-        # Everything the gate needs in one round trip.
         pipe = self._redis.pipeline(transaction=False)
-        pipe.hgetall(self._addresses.key_for(channel, address))
-        if account is not None:
-            pipe.hgetall(self._keys.account_state(account.account_id))
-            if message.proactive:
-                since = now.timestamp() - CONTACT_HISTORY_SECONDS
-                pipe.zrangebyscore(self._keys.contact_log(account.account_id), since, "+inf", withscores=True)
-        fetched = pipe.execute()
-        status = self._addresses.status_from(fetched[0])
-        state = AddressState(
-            opted_out=status.opted_out_at is not None,
-            wrong_party=status.wrong_party_at is not None,
-            unreachable=status.unreachable_at is not None,
-        )
-        debtor = self.debtor(account, fetched[1]) if account is not None else Debtor(account_id="")
-        recent: Mapping[str, list[datetime]] = self._by_channel(fetched[2]) if len(fetched) > 2 else {}
-        decision = check(debtor, state, message, now, self.rules_for(account), recent_proactive=recent)
+        self.queue_facts(pipe, account, channel, address, message, now)
+        decision = self.decide_from(pipe.execute(), account, message, now)
         self.audit(
-            decision, account_id=debtor.account_id, channel=channel, kind=message.kind, outbox_id=outbox_id
+            decision,
+            account_id=account.account_id if account else "",
+            channel=channel,
+            kind=message.kind,
+            outbox_id=outbox_id,
         )
         return decision
 
     def audit(
-        self, decision: Decision, *, account_id: str, channel: str, kind: str, outbox_id: str = ""
+        self,
+        decision: Decision,
+        *,
+        account_id: str,
+        channel: str,
+        kind: str,
+        outbox_id: str = "",
+        pipe: Pipeline[bytes] | None = None,
     ) -> None:
-        """Append one decision to the audit stream (append-only; ops read it)."""
-        self._redis.xadd(
+        """Append one decision to the audit stream (append-only; ops read it); into ``pipe``
+        when given, so a batch of decisions is written in one round trip."""
+        (pipe if pipe is not None else self._redis).xadd(
             self._keys.audit,
             {
                 "at": str(time.time()),

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import redis
+from redis.client import Pipeline
 
 from bot.accounts import Account, AccountStore
 from bot.addresses import AddressBook
@@ -121,9 +122,10 @@ class OutreachPlanner:
         logger.info("outreach run %s: %d account(s) queued in %.1fs", run_id, queued, seconds)
         return RunReport(run_id=run_id, queued=queued, seconds=seconds)
 
-    def defer(self, task: dict[str, str], until: datetime) -> None:
-        """Keep a task for its moment."""
-        self._redis.zadd(self._keys.outreach_deferred, {json.dumps(task, sort_keys=True): until.timestamp()})
+    def defer(self, task: dict[str, str], until: datetime, pipe: Pipeline[bytes] | None = None) -> None:
+        """Keep a task for its moment (in ``pipe`` when given)."""
+        target = pipe if pipe is not None else self._redis
+        target.zadd(self._keys.outreach_deferred, {json.dumps(task, sort_keys=True): until.timestamp()})
 
     def release_due(self, now: datetime | None = None, limit: int = PAGE_SIZE) -> int:
         """Put the deferred tasks whose moment has come back in the queues."""
@@ -150,6 +152,12 @@ class OutreachPlanner:
             for key in sorted(touched):
                 self._jobs.schedule(OUTREACH, key)
 
+
+#: Wording (variant, text, language) of an account's opener.
+_Wording = tuple[OpenerVariant, str, str]
+#: An opener waiting for its gate decision: task, account, wording, the channels left to try,
+#: the first channel and address, and the message as the gate sees it.
+_Pending = tuple[dict[str, str], Account, _Wording, Iterator[tuple[str, str]], tuple[str, str], Outgoing]
 
 #: Sends an opener: (account, channel, address, wording, the gate's decision) -> queued.
 OpenerSender = Callable[[Account, str, str, OpenerVariant, Decision], None]
@@ -180,24 +188,31 @@ class OutreachHandler:
         if task.get("kind") != "opener":
             return
         # A retried batch decides its accounts again: those already contacted are no longer due.
-        for account_id in task.get("account_ids") or [task["account_id"]]:
-            self.opener({"kind": "opener", "run_id": task.get("run_id", ""), "account_id": account_id})
+        self.contact_many(task.get("account_ids") or [task["account_id"]], task.get("run_id", ""))
 
     def is_due(self, account: Account, now: datetime) -> bool:
         """Not contacted within ``contact_every_days``, not mid-conversation, no plan yet."""
-        return self._due(*self._facts(account.account_id)[1:3], now)
+        [(_, times, plans, _)] = self._facts([account.account_id])
+        return self._due(times, plans, now)
 
-    def _facts(self, account_id: str) -> tuple[Account | None, list[bytes | None], int, bytes | None]:
-        """The account, its last opener and message times, its plan count and preferred
-        channel, in one round trip."""
-        state = self.keys.account_state(account_id)
+    def _facts(
+        self, account_ids: list[str]
+    ) -> list[tuple[Account | None, list[bytes | None], int, bytes | None]]:
+        """For each account: the account, its last opener and message times, its plan count and
+        preferred channel; all in one round trip."""
         pipe = self.client.pipeline(transaction=False)
-        pipe.hgetall(self.keys.account(account_id))
-        pipe.hmget(state, ["last_opener_at", "last_inbound_at"])
-        pipe.llen(self.keys.account_plans(account_id))
-        pipe.hget(state, "pref:channel")
-        raw, times, plans, preferred = pipe.execute()
-        return (Account.from_redis(raw) if raw else None), times, int(plans), preferred
+        for account_id in account_ids:
+            state = self.keys.account_state(account_id)
+            pipe.hgetall(self.keys.account(account_id))
+            pipe.hmget(state, ["last_opener_at", "last_inbound_at"])
+            pipe.llen(self.keys.account_plans(account_id))
+            pipe.hget(state, "pref:channel")
+        replies = pipe.execute()
+        facts = []
+        for n in range(len(account_ids)):
+            raw, times, plans, preferred = replies[4 * n : 4 * n + 4]
+            facts.append(((Account.from_redis(raw) if raw else None), times, int(plans), preferred))
+        return facts
 
     def _due(self, times: list[bytes | None], plans: int, now: datetime) -> bool:
         every = timedelta(days=self.config.outreach.contact_every_days).total_seconds()
@@ -205,54 +220,105 @@ class OutreachHandler:
             return False
         return plans == 0
 
-    def channels_for(self, account: Account, preferred: bytes | None = None) -> list[tuple[str, str]]:
-        """(channel, address) in the order to try: the preferred channel, then the configured order."""
+    def channels_for(self, account: Account, preferred: bytes | None = None) -> Iterator[tuple[str, str]]:
+        """(channel, address) in the order to try: the preferred channel, then the configured
+        order (lazily: a linked Telegram chat is only looked up when it is reached)."""
         order: list[str] = list(self.config.outreach.channel_order)
         if preferred is not None and preferred.decode() in ("sms", "email", "telegram"):
             order = [preferred.decode(), *[c for c in order if c != preferred.decode()]]
-        found: list[tuple[str, str]] = []
         for channel in order:
             if channel not in self.enabled_channels:
                 continue
-            address = {
-                "sms": account.phone,
-                "email": account.email,
-                "telegram": self.links_chat_for(account.account_id) if channel == "telegram" else None,
-            }.get(channel)
+            if channel == "sms":
+                address = account.phone
+            elif channel == "email":
+                address = account.email
+            else:
+                address = self.links_chat_for(account.account_id)
             if address:
-                found.append((channel, address))
-        return found
+                yield channel, address
 
-    def opener(self, task: dict[str, str]) -> None:
-        now = self.clock()
-        account, times, plans, preferred = self._facts(task["account_id"])
-        if account is not None and plans:
-            self.reminder(task, account, preferred, now)
-            return
-        if account is None or not self._due(times, plans, now):
-            return
+    def _wording(self, account: Account) -> tuple[OpenerVariant, str, str]:
         language = account.language if account.language in ("en", "es") else "en"
         variant = choose_variant(
             account.account_id, self.config.outreach.openers_for(account.creditor, language)
         )
         text = variant.text.format(first_name=account.first_name, company=self.config.company.display_name)
-        for channel, address in self.channels_for(account, preferred):
-            decision = self.gate.decide(
-                account, channel, address,
-                Outgoing(channel=channel, text=text, language=language, proactive=True, kind="opener"),
-                now=now,
-            )  # fmt: skip
-            if decision.verdict is Verdict.SEND:
-                self.send_opener(account, channel, address, variant, decision)
-                self.client.hset(
-                    self.keys.account_state(account.account_id), "last_opener_at", str(now.timestamp())
+        return variant, text, language
+
+    def contact_many(self, account_ids: list[str], run_id: str = "") -> None:
+        """Decide a batch: reads for all of it in one round trip, the gate's facts for each
+        account's first channel in another, the audit and marks written in a third."""
+        now = self.clock()
+        pending: list[_Pending] = []
+        for account_id, (account, times, plans, preferred) in zip(
+            account_ids, self._facts(account_ids), strict=True
+        ):
+            task = {"kind": "opener", "run_id": run_id, "account_id": account_id}
+            if account is None:
+                continue
+            if plans:
+                self.reminder(task, account, preferred, now)
+                continue
+            if not self._due(times, plans, now):
+                continue
+            wording = self._wording(account)
+            channels = self.channels_for(account, preferred)
+            first = next(channels, None)
+            if first is None:
+                logger.info("account %s: no channel it can be reached on", account_id)
+                continue
+            message = Outgoing(
+                channel=first[0], text=wording[1], language=wording[2], proactive=True, kind="opener"
+            )
+            pending.append((task, account, wording, channels, first, message))
+        if not pending:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for _, account, _, _, (channel, address), message in pending:
+            self.gate.queue_facts(pipe, account, channel, address, message, now)
+        fetched = pipe.execute()
+        writes = self.client.pipeline(transaction=False)
+        offset = 0
+        try:
+            for task, account, wording, channels, (channel, address), message in pending:
+                count = self.gate.facts_count(account, message)
+                decision = self.gate.decide_from(fetched[offset : offset + count], account, message, now)
+                offset += count
+                self.gate.audit(
+                    decision, account_id=account.account_id, channel=channel, kind="opener", pipe=writes
                 )
+                if decision.verdict is Verdict.BLOCK and decision.rule in _ADDRESS_RULES:
+                    self._opener_elsewhere(task, account, wording, channels, now, writes)
+                else:
+                    self._act(task, account, wording[0], channel, address, decision, now, writes)
+        finally:
+            # Whatever happened to the rest, what was sent is marked (a retry must not resend it).
+            writes.execute()
+
+    def _act(
+        self, task: dict[str, str], account: Account, variant: OpenerVariant, channel: str, address: str,
+        decision: Decision, now: datetime, writes: Pipeline[bytes],
+    ) -> None:  # fmt: skip
+        if decision.verdict is Verdict.SEND:
+            self.send_opener(account, channel, address, variant, decision)
+            writes.hset(self.keys.account_state(account.account_id), "last_opener_at", str(now.timestamp()))
+        elif decision.verdict is Verdict.DEFER and decision.until is not None:
+            self.planner.defer(task, decision.until, pipe=writes)
+        # BLOCK for a pause, no usable time zone...: no channel would do; the audit says why.
+
+    def _opener_elsewhere(
+        self, task: dict[str, str], account: Account, wording: tuple[OpenerVariant, str, str],
+        channels: Iterator[tuple[str, str]], now: datetime, writes: Pipeline[bytes],
+    ) -> None:  # fmt: skip
+        """The first channel's address is barred: try the others, one by one."""
+        variant, text, language = wording
+        for channel, address in channels:
+            message = Outgoing(channel=channel, text=text, language=language, proactive=True, kind="opener")
+            decision = self.gate.decide(account, channel, address, message, now=now)
+            if decision.verdict is not Verdict.BLOCK or decision.rule not in _ADDRESS_RULES:
+                self._act(task, account, variant, channel, address, decision, now, writes)
                 return
-            if decision.verdict is Verdict.DEFER and decision.until is not None:
-                self.planner.defer(task, decision.until)
-                return
-            if decision.rule not in _ADDRESS_RULES:
-                return  # a pause, no usable time zone...: no channel would do
         logger.info("account %s: no channel it can be reached on", account.account_id)
 
     def reminder(

@@ -209,3 +209,22 @@ def test_a_creditor_can_have_its_own_opener_wordings(
     assert sent.openers[0][:3:2] == ("A1", "mobile")
     assert sent.openers[1][2] in {"warm", "plain"}
     assert "about your phone line" in sent.openers[0][3]
+
+
+def test_a_batch_that_fails_half_way_never_sends_the_first_half_twice(services: Services) -> None:
+    for n in (1, 2, 3):
+        services.accounts.upsert(account(n))
+    calls: list[str] = []
+
+    def flaky(acct: Account, channel: str, address: str, variant: OpenerVariant, decision: Decision) -> None:
+        calls.append(acct.account_id)
+        if acct.account_id == "A2" and calls.count("A2") == 1:
+            raise ConnectionError("Rasa went away")
+
+    handler = services.outreach_handler(send=flaky)
+    handler.clock = lambda: datetime(2026, 11, 24, 10, 0, tzinfo=NY).astimezone(timezone.utc)
+    with pytest.raises(ConnectionError):
+        handler.contact_many(["A1", "A2", "A3"])
+    handler.contact_many(["A1", "A2", "A3"])  # the queue retries the task
+    assert calls == ["A1", "A2", "A2", "A3"]
+    assert len(services.redis.xrange(services.keys.audit)) == 4  # every decision, the failed one too
