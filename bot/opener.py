@@ -88,7 +88,12 @@ def send_opener(
         replies, channel=channel, recipient=address, conversation_id=conversation_id, source=source
     )
     account = services.accounts.get(account_id)
-    language = account.language if account else services.config.accounts.default_language
+    chosen = services.redis.hget(services.keys.account_state(account_id), "pref:language")
+    language = (
+        chosen.decode()
+        if chosen
+        else (account.language if account else services.config.accounts.default_language)
+    )
     messages = [replace(message, proactive=True, kind=kind, language=language) for message in rendered]
     if channel == "email":
         messages = services.email_envelope().dress(messages, account_id=account_id, language=language)

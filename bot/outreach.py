@@ -10,6 +10,7 @@ the queues at its moment (the scheduler's job), never dropped.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -207,11 +208,16 @@ class OutreachHandler:
             pipe.hmget(state, ["last_opener_at", "last_inbound_at"])
             pipe.llen(self.keys.account_plans(account_id))
             pipe.hget(state, "pref:channel")
+            pipe.hget(state, "pref:language")
         replies = pipe.execute()
         facts = []
         for n in range(len(account_ids)):
-            raw, times, plans, preferred = replies[4 * n : 4 * n + 4]
-            facts.append(((Account.from_redis(raw) if raw else None), times, int(plans), preferred))
+            raw, times, plans, preferred, language = replies[5 * n : 5 * n + 5]
+            account = Account.from_redis(raw) if raw else None
+            if account is not None and language is not None:
+                # The language the person chose in a conversation wins over the imported one.
+                account = dataclasses.replace(account, language=language.decode())
+            facts.append((account, times, int(plans), preferred))
         return facts
 
     def _due(self, times: list[bytes | None], plans: int, now: datetime) -> bool:

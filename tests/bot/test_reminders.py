@@ -164,3 +164,11 @@ def test_a_csv_without_the_columns_is_refused_naming_them(services: Services) ->
 
     with pytest.raises(InvalidRequest, match="line 1: missing column"):
         PlanPayments(services.redis, services.keys).import_csv("plan,paid\n")
+
+
+def test_the_language_chosen_in_the_conversation_wins(services: Services) -> None:
+    services.redis.hset(services.keys.account_state("A1"), "pref:language", "en")
+    reminded = Reminded()
+    visit(at(services, datetime(2026, 11, 28, 10, 0, tzinfo=NY), reminded))
+    [(_, text)] = reminded.sent
+    assert "a friendly reminder" in text and text.startswith("This is a communication from a debt collector")
