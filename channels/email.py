@@ -44,6 +44,10 @@ _REPLY_PREFIX = re.compile(r"^\s*((re|fw|fwd|rv|aw|res|sv)\s*(\[\d+\])?\s*:\s*)+
 _URL = re.compile(r"https?://[^\s<>\"')\]]+")
 _NUMBERED = re.compile(r"^\s*(\d{1,2})[.)]?\s+(\S.*)$")
 _BULLET = re.compile(r"^\s*[-•*]\s+")
+#: "<a date>: <an amount>", maybe with a note: a row of a payment schedule.
+_SCHEDULE_ROW = re.compile(r"^(.*\d{4}):\s+(\S*\d[\d.,\s]*\S*(?:\s*\(.+\))?)$")
+#: Column headings of a schedule table, per language.
+_SCHEDULE_HEADINGS = {"en": ("Date", "Amount"), "es": ("Fecha", "Importe")}
 
 #: The link text of the unsubscribe link in the HTML part.
 _UNSUBSCRIBE_LABEL = {"en": "Unsubscribe", "es": "Darse de baja"}
@@ -155,6 +159,11 @@ def _paragraphs(text: str) -> list[dict[str, Any]]:
 
 
 def _block(kind: str, lines: list[str]) -> dict[str, Any]:
+    items = [_BULLET.sub("", line) for line in lines]
+    rows = [_SCHEDULE_ROW.match(item) for item in items]
+    if kind == "ul" and len(items) > 1 and all(rows):
+        # A payment schedule ("- Friday, 4 December 2026: $50.00"): a table reads best.
+        return {"kind": "table", "rows": [(_linked(m.group(1)), _linked(m.group(2))) for m in rows if m]}
     if kind == "ol" and len(lines) > 1:
         return {"kind": "ol", "items": [_linked(_NUMBERED.sub(r"\2", line)) for line in lines]}
     if kind == "ul":
@@ -250,6 +259,7 @@ class EmailChannel(Channel):
             "subject": str(mail["Subject"]),
             "company": self._company,
             "unsubscribe_label": _UNSUBSCRIBE_LABEL.get(message.language, _UNSUBSCRIBE_LABEL["en"]),
+            "headings": _SCHEDULE_HEADINGS.get(message.language, _SCHEDULE_HEADINGS["en"]),
         }
         mail.set_content(_TEMPLATES.get_template("email.txt").render(context), subtype="plain", cte="8bit")
         mail.add_alternative(_TEMPLATES.get_template("email.html").render(context), subtype="html")

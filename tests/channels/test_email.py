@@ -270,3 +270,13 @@ def test_implicit_tls_is_used_when_configured(
     channel_for(server, security="ssl", ssl_context=context).send(reply())
     (mail,) = server.wait_for(1)
     assert mail.tls is True
+
+
+def test_a_payment_schedule_becomes_a_table_with_headings_in_the_language(smtp_server: SmtpServer) -> None:
+    text = "Cada pago, con su fecha:\n- viernes, 4 de diciembre de 2026: 50,00 US$\n- lunes, 4 de enero de 2027: 50,00 US$"
+    channel_for(smtp_server).send(reply(text=text, language="es"))
+    html = smtp_server.wait_for(1)[0].message.get_body(preferencelist=("html",))
+    assert html is not None
+    markup = html.get_content()
+    assert '<th scope="col"' in markup and "Fecha" in markup and "Importe" in markup
+    assert markup.count("<tr>") == 3 and "lunes, 4 de enero de 2027</td>" in markup

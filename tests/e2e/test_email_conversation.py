@@ -121,10 +121,10 @@ def test_an_email_conversation_from_the_opener_to_a_plan(
     assert "Here are some plans that fit." in plain(answer)
     [answer] = say(product, smtp_server, imap_server, "I can do 50 a month")
     assert "7 payments of $50.00 every month" in plain(answer)
-    # Email's longer wording: every payment with its date, as a list in the HTML part.
+    # Email's longer wording: every payment with its date, as a table in the HTML part.
     assert "Each payment, with its date:" in plain(answer)
     html = answer.message.get_body(preferencelist=("html",))
-    assert html is not None and html.get_content().count("<li") >= 7
+    assert html is not None and html.get_content().count("<tr>") >= 8  # the headings and 7 payments
     [answer] = say(product, smtp_server, imap_server, "1")  # "Yes, set it up"
     assert "All set, thank you." in plain(answer) and "Your payments:" in plain(answer)
     assert product.services.redis.llen("debtbot:account:ACC-1002:plans") == 1
