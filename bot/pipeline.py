@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 import redis
 
 from bot.accounts import Account, AccountStore
-from bot.addresses import AddressBook, address_key
+from bot.addresses import AddressBook, address_hash, address_key
 from bot.agent_queue import AgentQueue
 from bot.compliance import Outgoing, Verdict
 from bot.compliance_gate import ComplianceGate
@@ -56,8 +56,20 @@ OUTBOUND = "outbound"
 def conversation_id_for(account: Account | None, message: InboundMessage) -> str:
     """Rasa's sender id: one conversation per account across channels, else per address."""
     if account is not None:
+        if message.channel == "email" and message.sender.lower() != (account.email or "").lower():
+            # Found through the thread it answers, but from another address (a forward, a
+            # work address): the same account, in a conversation of its own, so whoever
+            # writes answers the verification question before hearing anything about the debt.
+            return f"acct-{account.account_id}~{address_hash('email', message.sender)[:12]}"
         return f"acct-{account.account_id}"
     return f"anon-{address_key(message.channel, message.sender)}"
+
+
+def account_id_of(conversation_id: str) -> str | None:
+    """The account a conversation belongs to (``acct-<id>`` or ``acct-<id>~<address>``)."""
+    if not conversation_id.startswith("acct-"):
+        return None
+    return conversation_id[len("acct-") :].split("~", 1)[0] or None
 
 
 def identify(
@@ -427,11 +439,7 @@ class OutboundHandler:
         """The compliance gate, right before the message leaves: the text as it must leave,
         or ``None`` when it must not leave now (recorded as withheld, with the rule)."""
         assert self.gate is not None
-        account_id = (
-            message.conversation_id.removeprefix("acct-")
-            if message.conversation_id.startswith("acct-")
-            else ""
-        )
+        account_id = account_id_of(message.conversation_id)
         account = self.accounts.get(account_id) if self.accounts is not None and account_id else None
         decision = self.gate.decide(
             account, message.channel, message.recipient,
@@ -457,12 +465,11 @@ class OutboundHandler:
 
     def _record(self, message: OutboundMessage, receipt: DeliveryReceipt) -> None:
         self.deliveries.apply(receipt, message.recipient, conversation_id=message.conversation_id)
+        account_id = account_id_of(message.conversation_id)
         if (
             self.gate is not None
             and message.proactive
             and receipt.status is not DeliveryStatus.FAILED
-            and message.conversation_id.startswith("acct-")
+            and account_id
         ):
-            self.gate.record_proactive(
-                message.conversation_id.removeprefix("acct-"), message.channel, message.outbox_id
-            )
+            self.gate.record_proactive(account_id, message.channel, message.outbox_id)

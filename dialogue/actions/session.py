@@ -31,8 +31,11 @@ def slots_from_metadata(metadata: dict[str, Any] | None) -> list[EventType]:
 
 
 def account_id_from_conversation(conversation_id: str) -> str | None:
-    """The account of a conversation named ``acct-<account id>`` (see bot.pipeline)."""
-    return conversation_id[len("acct-") :] or None if conversation_id.startswith("acct-") else None
+    """The account of a conversation named ``acct-<account id>``, or ``acct-<account id>~<address>``
+    for a reply from another address (``bot.pipeline.conversation_id_for`` names them)."""
+    if not conversation_id.startswith("acct-"):
+        return None
+    return conversation_id[len("acct-") :].split("~", 1)[0] or None
 
 
 def company_slots(settings: DialogueSettings) -> list[EventType]:

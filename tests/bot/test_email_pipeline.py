@@ -14,7 +14,7 @@ from bot.accounts import Account
 from bot.addresses import address_key
 from bot.agent_queue import AgentQueue
 from bot.config import Config
-from bot.pipeline import InboundHandler, OutboundHandler
+from bot.pipeline import InboundHandler, OutboundHandler, account_id_of
 from bot.queues import Entry
 from bot.rate_limits import ReplyCap
 from bot.render import OfferedChoices, RenderOptions
@@ -34,11 +34,13 @@ class ScriptedRasa:
     def __init__(self, replies: list[BotReply]) -> None:
         self.replies = replies
         self.calls: list[tuple[str, str]] = []
+        self.metadata: list[dict[str, Any]] = []
 
     def send_message(
         self, conversation_id: str, text: str, *, channel: str, metadata: Mapping[str, Any]
     ) -> list[BotReply]:
         self.calls.append((conversation_id, text))
+        self.metadata.append(dict(metadata))
         return list(self.replies)
 
 
@@ -137,7 +139,11 @@ def test_a_reply_to_our_mail_finds_its_conversation_even_from_another_address(se
             person_mail("<m2@work.example>", "Sigo aquí", sender="a.lopez@work.example", in_reply_to=our_id),
         ),
     )
-    assert rasa.calls[-1] == ("acct-A1", "Sigo aquí")
+    conversation, text = rasa.calls[-1]
+    # The same account, but a conversation of its own: the new address verifies first.
+    assert conversation.startswith("acct-A1~") and text == "Sigo aquí"
+    assert rasa.metadata[-1]["account_id"] == "A1"
+    assert account_id_of(conversation) == "A1"
 
 
 def test_a_mail_outside_any_thread_is_matched_by_its_sender(services: Services) -> None:

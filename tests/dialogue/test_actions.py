@@ -329,3 +329,20 @@ def test_a_message_clearly_in_the_other_language_switches_the_replies(store: Rec
     assert slot_events(events) == {"language": "es"}
     _, events = run(ActionSetLanguage(), tracker("ok", intent="affirm", language="en"))
     assert events == []
+
+
+@pytest.mark.parametrize(
+    ("conversation", "account"),
+    [
+        ("acct-ACC-1002", "ACC-1002"),
+        ("acct-ACC-1002~3f2a9c1b0d4e", "ACC-1002"),
+        ("anon-sms.abc", None),
+        ("acct-", None),
+    ],
+)
+def test_the_account_of_a_conversation_is_read_from_its_name(conversation: str, account: str | None) -> None:
+    from bot.pipeline import account_id_of
+    from dialogue.actions.session import account_id_from_conversation
+
+    assert account_id_from_conversation(conversation) == account
+    assert account_id_of(conversation) == account

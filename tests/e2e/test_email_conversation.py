@@ -27,6 +27,7 @@ pytestmark = pytest.mark.e2e
 
 JAMES = "j.whitfield@example.net"  # ACC-1002: born 1979-11-02, owes $389.99 to Capitol Mobile
 BOT = "help@northwind.example.com"
+WORK = "james.whitfield@work.example.org"
 
 
 @pytest.fixture
@@ -57,14 +58,16 @@ def email_product(
     yield from _running(config, rasa_stack, redis_client, None)
 
 
-def reply_to(mail: ReceivedMail, text: str, *, extra: dict[str, str] | None = None) -> bytes:
+def reply_to(
+    mail: ReceivedMail, text: str, *, extra: dict[str, str] | None = None, sender: str = JAMES
+) -> bytes:
     """James's answer as Gmail writes it: new words on top, our mail quoted below."""
     ours = mail.message
     body = ours.get_body(preferencelist=("plain",))
     assert body is not None
     quoted = "\n".join(f"> {line}" for line in body.get_content().splitlines())
     answer = EmailMessage()
-    answer["From"] = f"James Whitfield <{JAMES}>"
+    answer["From"] = f"James Whitfield <{sender}>"
     answer["To"] = BOT
     answer["Subject"] = f"Re: {ours['Subject']}".replace("Re: Re: ", "Re: ")
     answer["Message-ID"] = make_msgid(domain="mail.example.net")
@@ -132,6 +135,16 @@ def test_an_email_conversation_from_the_opener_to_a_plan(
     # One thread all along: every answer refers back to the opener.
     for mail in smtp_server.received[1:]:
         assert opener.message["Message-ID"] in mail.message["References"]
+    # The thread forwarded to another address: that address must verify before any figure.
+    before = len(smtp_server.received)
+    imap_server.append(reply_to(smtp_server.received[-1], "How much is left to pay?", sender=WORK))
+    wait_for(lambda: len(smtp_server.received) > before, timeout=60, what="an answer to the other address")
+    wait_for(lambda: not product.services.inbound.pending_keys() and not product.services.outbound.pending_keys(),
+             timeout=60, what="every answer sent")  # fmt: skip
+    for mail in smtp_server.received[before:]:
+        assert mail.rcpt_tos == (WORK,)
+        assert "$" not in plain(mail) and "389" not in plain(mail) and "payments" not in plain(mail)
+
     # Restarting the worker (and so the poller) answers nothing twice.
     count = len(smtp_server.received)
     product.stop_worker()
