@@ -14,7 +14,7 @@ from dataclasses import replace
 from bot.errors import InvalidRequest, NotFound
 from bot.notices import notice
 from bot.pipeline import enqueue_outbound
-from bot.render import render_replies
+from bot.render import PROACTIVE, render_replies
 from bot.services import Services
 from bot.telegram_links import deep_link
 from channels.base import OutboundMessage
@@ -85,8 +85,9 @@ def send_opener(
         # One text, so the opt-out line the gate adds to a proactive SMS comes once.
         replies = [BotReply(text="\n\n".join(reply.text for reply in replies if reply.text))]
     rendered = render_replies(
-        replies, channel=channel, recipient=address, conversation_id=conversation_id, source=source
-    )
+        replies, channel=channel, recipient=address, conversation_id=conversation_id, source=source,
+        options=PROACTIVE,
+    )  # fmt: skip
     account = services.accounts.get(account_id)
     chosen = services.redis.hget(services.keys.account_state(account_id), "pref:language")
     language = (

@@ -30,6 +30,12 @@ class RenderOptions:
     sms_max_segments: int = 4
 
 
+#: Proactive texts are never split: the compliance gate adds the collector statement and the
+#: opt-out line to each message it sees, so one message must be one text (10 segments: up to
+#: 670 characters even in UCS-2, far beyond any opener or reminder).
+PROACTIVE = RenderOptions(sms_max_segments=10)
+
+
 def outbox_id(source: str, index: int) -> str:
     """A stable id for the ``index``-th message sent for ``source``: the same on every retry."""
     return hashlib.sha256(f"{source}#{index}".encode()).hexdigest()[:32]

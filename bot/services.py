@@ -29,7 +29,7 @@ from bot.payments import PlanPayments
 from bot.pipeline import INBOUND, OUTBOUND, InboundHandler, InboundIntake, OutboundHandler, enqueue_outbound
 from bot.queues import KeyedQueue
 from bot.rate_limits import RedisPacer, ReplyCap
-from bot.render import OfferedChoices, RenderOptions, render_replies
+from bot.render import PROACTIVE, OfferedChoices, RenderOptions, render_replies
 from bot.store import Keys, connect, redis_url
 from bot.telegram_links import TelegramLinks
 from bot.unsubscribe import UnsubscribeLinks
@@ -123,8 +123,10 @@ class Services:
         """Queue a plan reminder (or missed-payment message) as the gate worded it."""
         conversation_id = f"acct-{account.account_id}"
         source = hashlib.sha256(f"{kind}:{account.account_id}:{time.time_ns()}".encode()).hexdigest()
-        rendered = render_replies([BotReply(text=decision.text)], channel=channel, recipient=address,
-                                  conversation_id=conversation_id, source=source)  # fmt: skip
+        rendered = render_replies(
+            [BotReply(text=decision.text)], channel=channel, recipient=address,
+            conversation_id=conversation_id, source=source, options=PROACTIVE,
+        )  # fmt: skip
         messages = [replace(m, proactive=True, kind=kind, language=account.language) for m in rendered]
         if channel == "email":
             messages = self.email_envelope().dress(

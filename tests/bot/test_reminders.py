@@ -172,3 +172,22 @@ def test_the_language_chosen_in_the_conversation_wins(services: Services) -> Non
     visit(at(services, datetime(2026, 11, 28, 10, 0, tzinfo=NY), reminded))
     [(_, text)] = reminded.sent
     assert "a friendly reminder" in text and text.startswith("This is a communication from a debt collector")
+
+
+def test_a_long_spanish_reminder_leaves_as_one_text_with_the_statement_once(services: Services) -> None:
+    from bot.compliance import Outgoing
+
+    account = services.accounts.get("A1")
+    assert account is not None
+    text = "Hola, Lucía: le recordamos que su pago de $50.00 vence el martes. " * 3  # UCS-2: > 4 segments
+    decision = services.gate.decide(
+        account, "sms", "+12025550111",
+        Outgoing(channel="sms", text=text, language="es", proactive=True, verified=True, kind="reminder"),
+    )  # fmt: skip
+    assert decision.text  # sent at once or deferred: either way the text as it must leave
+    services.send_reminder(account, "sms", "+12025550111", "reminder", decision)
+    [key] = services.outbound.pending_keys()
+    [entry] = services.outbound.unhandled(key)  # one text, not split
+    message = OutboundMessage.from_json(entry.payload)
+    assert message.text.count("Esta es una comunicación de un cobrador de deudas") == 1
+    assert message.text.count("Responda ALTO") == 1
