@@ -12,7 +12,6 @@ import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from datetime import time as dtime
 from typing import Any
@@ -96,14 +95,6 @@ def window_from_json(raw: str | None) -> ContactWindow | None:
     )
 
 
-@dataclass(frozen=True)
-class GateAnswer:
-    """A decision and the facts it was made on."""
-
-    decision: Decision
-    account_id: str | None
-
-
 class ComplianceGate:
     """Reads the facts, decides, records."""
 
@@ -147,13 +138,6 @@ class ComplianceGate:
             channel = member.decode().split(":", 1)[0]
             out.setdefault(channel, []).append(datetime.fromtimestamp(score, timezone.utc))
         return out
-
-    def recent_proactive(self, account_id: str, now: datetime) -> dict[str, list[datetime]]:
-        """Proactive sends per channel within the longest window any rule looks at."""
-        since = now.timestamp() - CONTACT_HISTORY_SECONDS
-        return self._by_channel(
-            self._redis.zrangebyscore(self._keys.contact_log(account_id), since, "+inf", withscores=True)
-        )
 
     def queue_facts(
         self,

@@ -1,4 +1,5 @@
-"""STOP, START and HELP by SMS: handled before the dialogue, the same way every time.
+"""STOP, START and HELP by SMS (and STOP by email): handled before the dialogue, the same way
+every time.
 
 The gateway opts a number out the moment a STOP arrives (before any queue), so nothing
 else is sent to it even while the worker catches up. The worker then sends the one
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from bot.accounts import Account
 from bot.addresses import AddressBook
 from bot.config import Config, SmsRepliesConfig
+from bot.notices import notice
 from channels.base import InboundMessage
 from channels.sms_keywords import KeywordKind, KeywordMatch, KeywordSet, match_keyword
 
@@ -52,20 +54,20 @@ class SmsKeywords:
         self._addresses = addresses
 
     def match(self, message: InboundMessage) -> KeywordMatch | None:
-        if message.channel != "sms":
+        """The keyword ``message`` is, if any: all of them by SMS; by email only the stop words
+        (every email says "reply STOP"; HELP and START are for the dialogue there)."""
+        if message.channel not in ("sms", "email"):
             return None
-        return match_keyword(message.text, self._keywords)
-
-    def is_stop_word(self, text: str) -> bool:
-        """``text`` is one of the stop words alone (also honoured in email replies)."""
-        found = match_keyword(text, self._keywords)
-        return found is not None and found.kind is KeywordKind.STOP
+        found = match_keyword(message.text, self._keywords)
+        if message.channel == "email" and (found is None or found.kind is not KeywordKind.STOP):
+            return None
+        return found
 
     def on_receive(self, message: InboundMessage) -> None:
-        """Gateway side: a STOP opts the number out at once."""
+        """Gateway side: a STOP opts the address out at once."""
         found = self.match(message)
         if found is not None and found.kind is KeywordKind.STOP:
-            self._addresses.opt_out("sms", message.sender, by_message=message.external_id)
+            self._addresses.opt_out(message.channel, message.sender, by_message=message.external_id)
 
     def handle(self, message: InboundMessage, account: Account | None) -> KeywordOutcome | None:
         """Worker side: act on a keyword; ``None`` when the message is for the dialogue."""
@@ -73,14 +75,19 @@ class SmsKeywords:
         if found is None:
             return None
         language = found.language or (account.language if account else self._default_language)
-        status = self._addresses.status("sms", message.sender)
+        channel = message.channel
+        status = self._addresses.status(channel, message.sender)
         account_id = account.account_id if account else None
         if found.kind is KeywordKind.STOP:
-            newly = self._addresses.opt_out("sms", message.sender, account_id, by_message=message.external_id)
-            confirm = (
-                newly or self._addresses.status("sms", message.sender).opted_out_by == message.external_id
+            newly = self._addresses.opt_out(
+                channel, message.sender, account_id, by_message=message.external_id
             )
-            logger.info("sms message %s: %s, number opted out", message.external_id, found.word)
+            confirm = (
+                newly or self._addresses.status(channel, message.sender).opted_out_by == message.external_id
+            )
+            logger.info("%s message %s: %s, address opted out", channel, message.external_id, found.word)
+            if channel == "email":
+                return KeywordOutcome(found.kind, (notice("email_stopped", language),) if confirm else ())
             return KeywordOutcome(found.kind, self._reply(confirm, language, "stop"))
         if found.kind is KeywordKind.START:
             if status.opted_out_at is None:

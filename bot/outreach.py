@@ -191,11 +191,6 @@ class OutreachHandler:
         # A retried batch decides its accounts again: those already contacted are no longer due.
         self.contact_many(task.get("account_ids") or [task["account_id"]], task.get("run_id", ""))
 
-    def is_due(self, account: Account, now: datetime) -> bool:
-        """Not contacted within ``contact_every_days``, not mid-conversation, no plan yet."""
-        [(_, times, plans, _)] = self._facts([account.account_id])
-        return self._due(times, plans, now)
-
     def _facts(
         self, account_ids: list[str]
     ) -> list[tuple[Account | None, list[bytes | None], int, bytes | None]]:

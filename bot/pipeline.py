@@ -186,28 +186,6 @@ class InboundHandler:
                 language=language,
             )
             return
-        if message.channel == "email" and self.keywords.is_stop_word(message.text):
-            # "Reply STOP" is what every email says; it works without the dialogue.
-            newly = self.addresses.opt_out(
-                "email",
-                message.sender,
-                account.account_id if account else None,
-                by_message=message.external_id,
-            )
-            confirm = (
-                newly or self.addresses.status("email", message.sender).opted_out_by == message.external_id
-            )
-            replies = [BotReply(text=notice("email_stopped", language))] if confirm else []
-            self._send(
-                replies,
-                message,
-                conversation_id,
-                source,
-                what="stop word",
-                account=account,
-                language=language,
-            )
-            return
         status = self.addresses.status(message.channel, message.sender)
         if status.unreachable_at is not None:  # they wrote from it, so it works again
             self.addresses.clear_unreachable(message.channel, message.sender)

@@ -177,3 +177,20 @@ def test_card_numbers_in_mail_set_aside_are_redacted_too(
     post_mail(client, config, body)
     [letter] = services.dead_letters.list("email")
     assert b"4111111111111111" not in letter.raw and b"[card number removed]" in letter.raw
+
+
+def test_stop_by_email_opts_the_address_out_at_the_gateway(
+    client: FlaskClient, config: Config, services: Services
+) -> None:
+    post_mail(
+        client,
+        config,
+        mail(
+            body="STOP\r\n\r\nOn Mon, 23 Nov 2026 at 10:00, Northwind <help@northwind.example.com> wrote:\r\n> Hi"
+        ),
+    )
+    assert services.addresses.status("email", ANA).opted_out_at is not None  # before any worker ran
+    post_mail(
+        client, config, mail(message_id="<r2@example.com>", body="help")
+    )  # HELP is for the dialogue by email
+    assert len(queued(services)) == 2
