@@ -15,6 +15,7 @@ from typing import Literal
 import redis
 
 from bot.dead_letters import DeadLetters
+from bot.keywords import SmsKeywords
 from bot.pipeline import InboundIntake
 from channels.email import EmailChannel
 from channels.email_parse import MalformedEmail
@@ -39,6 +40,7 @@ class EmailIntake:
     channel: EmailChannel
     intake: InboundIntake
     dead_letters: DeadLetters
+    keywords: SmsKeywords | None = None
 
     def receive(self, raw: bytes) -> EmailOutcome:
         try:
@@ -51,6 +53,9 @@ class EmailIntake:
             # A parser bug must not lose the mail or block the ones behind it.
             logger.exception("email could not be parsed (unexpected error); setting it aside")
             return self._set_aside(raw, "parser_error", f"{type(exc).__name__}: {exc}")
+        if self.keywords is not None:
+            # STOP takes effect before anything is queued, as by SMS.
+            self.keywords.on_receive(message)
         accepted = self.intake.accept(message)
         if message.kind == "automated":
             logger.info("email %s is automatic (%s): queued, will not be answered",

@@ -93,7 +93,9 @@ class Services:
         channel = self.email_channel
         if channel is None:
             return None
-        return EmailIntake(channel=channel, intake=self.intake, dead_letters=self.dead_letters)
+        return EmailIntake(
+            channel=channel, intake=self.intake, dead_letters=self.dead_letters, keywords=self.keywords
+        )
 
     def email_envelope(self) -> EmailEnvelope:
         """Subject, thread and opt-out parts for outgoing email."""
