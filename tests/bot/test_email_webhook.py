@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 import redis
 from flask.testing import FlaskClient
 
@@ -12,25 +11,10 @@ from bot.config import Config
 from bot.services import Services, build_services
 from channels.base import InboundMessage
 from channels.email import sign
+from tests.bot.conftest import PUBLIC
 from tests.conftest import ConfigFactory
 
-PUBLIC = "https://bot.example.com"
 ANA = "ana.lopez@example.com"
-
-
-@pytest.fixture
-def config(make_config: ConfigFactory) -> Config:
-    return make_config(server={"public_url": PUBLIC})
-
-
-@pytest.fixture
-def services(config: Config, redis_client: redis.Redis) -> Services:
-    return build_services(config, redis_client)
-
-
-@pytest.fixture
-def client(config: Config, services: Services) -> FlaskClient:
-    return create_app(config, services).test_client()
 
 
 def mail(message_id: str = "<r1@example.com>", body: str = "I'm fine, thanks.", extra: str = "") -> bytes:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from urllib.parse import urlencode
 
-import pytest
 import redis
 from flask.testing import FlaskClient
 from twilio.request_validator import RequestValidator
@@ -16,24 +15,8 @@ from bot.pipeline import INBOUND, address_key
 from bot.services import Services, build_services
 from channels.base import InboundMessage
 from channels.telegram import SECRET_HEADER
+from tests.bot.conftest import PUBLIC
 from tests.conftest import ConfigFactory
-
-PUBLIC = "https://bot.example.com"
-
-
-@pytest.fixture
-def config(make_config: ConfigFactory) -> Config:
-    return make_config(server={"public_url": PUBLIC})
-
-
-@pytest.fixture
-def services(config: Config, redis_client: redis.Redis) -> Services:
-    return build_services(config, redis_client)
-
-
-@pytest.fixture
-def client(config: Config, services: Services) -> FlaskClient:
-    return create_app(config, services).test_client()
 
 
 def sms_form(sid: str = "SM" + "1" * 32, body: str = "hello", sender: str = "+14155550123") -> dict[str, str]:

@@ -15,6 +15,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -158,10 +159,17 @@ def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
     return cert, key
 
 
-@pytest.fixture
-def smtp_server() -> Iterator[SmtpServer]:
-    """A plain SMTP server on loopback (no TLS, no auth), like a local relay."""
-    server = SmtpServer().start()
+def tls_contexts(folder: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """(server context, client context that trusts it) for a fresh self-signed certificate."""
+    cert, key = self_signed_certificate(folder)
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert, key)
+    return server_context, ssl.create_default_context(cafile=str(cert))
+
+
+@contextmanager
+def running(server: SmtpServer) -> Iterator[SmtpServer]:
+    server.start()
     try:
         yield server
     finally:
@@ -169,28 +177,23 @@ def smtp_server() -> Iterator[SmtpServer]:
 
 
 @pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    """A plain SMTP server on loopback (no TLS, no auth), like a local relay."""
+    with running(SmtpServer()) as server:
+        yield server
+
+
+@pytest.fixture
 def smtp_tls_server(tmp_path: Path) -> Iterator[tuple[SmtpServer, ssl.SSLContext]]:
     """An SMTP server that requires STARTTLS and a login; with a client context that trusts it."""
-    cert, key = self_signed_certificate(tmp_path)
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_context.load_cert_chain(cert, key)
-    client_context = ssl.create_default_context(cafile=str(cert))
-    server = SmtpServer(tls_context=server_context, require_auth=True).start()
-    try:
+    server_context, client_context = tls_contexts(tmp_path)
+    with running(SmtpServer(tls_context=server_context, require_auth=True)) as server:
         yield server, client_context
-    finally:
-        server.stop()
 
 
 @pytest.fixture
 def smtp_implicit_tls_server(tmp_path: Path) -> Iterator[tuple[SmtpServer, ssl.SSLContext]]:
     """An SMTP server speaking TLS from the first byte; with a client context that trusts it."""
-    cert, key = self_signed_certificate(tmp_path)
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_context.load_cert_chain(cert, key)
-    client_context = ssl.create_default_context(cafile=str(cert))
-    server = SmtpServer(implicit_tls=server_context).start()
-    try:
+    server_context, client_context = tls_contexts(tmp_path)
+    with running(SmtpServer(implicit_tls=server_context)) as server:
         yield server, client_context
-    finally:
-        server.stop()
