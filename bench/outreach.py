@@ -28,6 +28,7 @@ import redis
 
 from bench.redis_server import bench_config_file, temporary_redis
 from bot.accounts import Account
+from bot.addresses import address_hash
 from bot.compliance import Decision
 from bot.config import OpenerVariant, load_config
 from bot.services import Services, build_services
@@ -64,16 +65,10 @@ def generate(client: redis.Redis[bytes], services: Services, count: int, seed: i
         if n % 50 == 0:
             pipe.hset(state, "pause:dispute", "{}")
         if n % 40 == 0:
-            pipe.hset(keys.address_status(_hash("sms", account.phone or "")), "opted_out", "1")
+            pipe.hset(keys.address_status(address_hash("sms", account.phone or "")), "opted_out", "1")
         if n % 1000 == 999:
             pipe.execute()
     pipe.execute()
-
-
-def _hash(channel: str, address: str) -> str:
-    from bot.addresses import address_hash
-
-    return address_hash(channel, address)
 
 
 def _measured(work: Callable[[], object]) -> tuple[float, float]:

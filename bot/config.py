@@ -327,6 +327,10 @@ class CompanyConfig(_Section):
     _check_urls = validator("website", "verify_url", allow_reuse=True)(_http_url_with_path)
 
 
+def _optional_zone(value: str | None) -> str | None:
+    return _zone(value) if value is not None else None
+
+
 def _zone(value: str) -> str:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -371,9 +375,7 @@ class CreditorRulesConfig(_Section):
     frequency_caps: list[FrequencyCapConfig] | None = None
     default_timezone: str | None = None
 
-    @validator("default_timezone")
-    def _known_zone(cls, value: str | None) -> str | None:
-        return _zone(value) if value is not None else None
+    _check_zone = validator("default_timezone", allow_reuse=True)(_optional_zone)
 
 
 class ComplianceConfig(_Section):
@@ -411,9 +413,7 @@ class ComplianceConfig(_Section):
 
     _check_opt_out = validator("sms_opt_out", allow_reuse=True)(_both_languages)
 
-    @validator("default_timezone")
-    def _known_zone(cls, value: str | None) -> str | None:
-        return _zone(value) if value is not None else None
+    _check_zone = validator("default_timezone", allow_reuse=True)(_optional_zone)
 
 
 Frequency = Literal["weekly", "fortnightly", "monthly"]

@@ -11,6 +11,8 @@ import hashlib
 import time
 from dataclasses import replace
 
+from bot.accounts import Account
+from bot.compliance import Decision
 from bot.errors import InvalidRequest, NotFound
 from bot.notices import notice
 from bot.pipeline import enqueue_outbound
@@ -84,10 +86,6 @@ def send_opener(
     if channel == "sms" and len(replies) > 1 and not any(reply.buttons for reply in replies):
         # One text, so the opt-out line the gate adds to a proactive SMS comes once.
         replies = [BotReply(text="\n\n".join(reply.text for reply in replies if reply.text))]
-    rendered = render_replies(
-        replies, channel=channel, recipient=address, conversation_id=conversation_id, source=source,
-        options=PROACTIVE,
-    )  # fmt: skip
     account = services.accounts.get(account_id)
     chosen = services.redis.hget(services.keys.account_state(account_id), "pref:language")
     language = (
@@ -95,6 +93,36 @@ def send_opener(
         if chosen
         else (account.language if account else services.config.accounts.default_language)
     )
+    return queue_proactive(services, account_id, channel, address, replies, kind=kind, language=language,
+                           source=source)  # fmt: skip
+
+
+def send_reminder(
+    services: Services, account: Account, channel: str, address: str, kind: str, decision: Decision
+) -> list[OutboundMessage]:
+    """Queue a plan reminder (or missed-payment message) as the compliance gate worded it."""
+    source = hashlib.sha256(f"{kind}:{account.account_id}:{time.time_ns()}".encode()).hexdigest()
+    return queue_proactive(services, account.account_id, channel, address, [BotReply(text=decision.text)],
+                           kind=kind, language=account.language, source=source)  # fmt: skip
+
+
+def queue_proactive(
+    services: Services,
+    account_id: str,
+    channel: str,
+    address: str,
+    replies: list[BotReply],
+    *,
+    kind: str,
+    language: str,
+    source: str,
+) -> list[OutboundMessage]:
+    """Queue what the bot says first (an opener, a reminder): one unsplit text per reply,
+    marked proactive for the gate, dressed for email; return what was queued."""
+    rendered = render_replies(
+        replies, channel=channel, recipient=address, conversation_id=f"acct-{account_id}", source=source,
+        options=PROACTIVE,
+    )  # fmt: skip
     messages = [replace(message, proactive=True, kind=kind, language=language) for message in rendered]
     if channel == "email":
         messages = services.email_envelope().dress(messages, account_id=account_id, language=language)

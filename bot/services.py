@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -26,10 +24,10 @@ from bot.jobs import Jobs, make_broker
 from bot.keywords import SmsKeywords
 from bot.outreach import OUTREACH, OpenerSender, OpenerStats, OutreachHandler, OutreachPlanner, ReminderSender
 from bot.payments import PlanPayments
-from bot.pipeline import INBOUND, OUTBOUND, InboundHandler, InboundIntake, OutboundHandler, enqueue_outbound
+from bot.pipeline import INBOUND, OUTBOUND, InboundHandler, InboundIntake, OutboundHandler
 from bot.queues import KeyedQueue
 from bot.rate_limits import RedisPacer, ReplyCap
-from bot.render import PROACTIVE, OfferedChoices, RenderOptions, render_replies
+from bot.render import OfferedChoices, RenderOptions
 from bot.store import Keys, connect, redis_url
 from bot.telegram_links import TelegramLinks
 from bot.unsubscribe import UnsubscribeLinks
@@ -38,7 +36,7 @@ from channels.email import EmailChannel, SmtpSettings
 from channels.sandbox import SandboxChannel, SandboxOutbox
 from channels.sms import SmsChannel
 from channels.telegram import TelegramChannel
-from dialogue.rasa_client import BotReply, RasaClient
+from dialogue.rasa_client import RasaClient
 
 logger = logging.getLogger(__name__)
 
@@ -119,30 +117,18 @@ class Services:
     def opener_stats(self) -> OpenerStats:
         return OpenerStats(self.redis, self.keys)
 
-    def send_reminder(
-        self, account: Account, channel: str, address: str, kind: str, decision: Decision
-    ) -> None:
-        """Queue a plan reminder (or missed-payment message) as the gate worded it."""
-        conversation_id = f"acct-{account.account_id}"
-        source = hashlib.sha256(f"{kind}:{account.account_id}:{time.time_ns()}".encode()).hexdigest()
-        rendered = render_replies(
-            [BotReply(text=decision.text)], channel=channel, recipient=address,
-            conversation_id=conversation_id, source=source, options=PROACTIVE,
-        )  # fmt: skip
-        messages = [replace(m, proactive=True, kind=kind, language=account.language) for m in rendered]
-        if channel == "email":
-            messages = self.email_envelope().dress(
-                messages, account_id=account.account_id, language=account.language
-            )
-        enqueue_outbound(
-            self.outbound, self.jobs, self.keys, messages, int(self.config.dedupe.window_hours * 3600)
-        )
-
     def outreach_handler(
         self, send: OpenerSender | None = None, remind: ReminderSender | None = None
     ) -> OutreachHandler:
         """Decides outreach tasks; ``send`` defaults to the real opener (Rasa, then the queue)."""
         stats = self.opener_stats
+
+        def send_reminder_now(
+            account: Account, channel: str, address: str, kind: str, decision: Decision
+        ) -> None:
+            from bot.opener import send_reminder
+
+            send_reminder(self, account, channel, address, kind, decision)
 
         def send_opener_now(account: Account, channel: str, address: str, variant: OpenerVariant,
                             decision: Decision) -> None:  # fmt: skip
@@ -156,7 +142,7 @@ class Services:
             addresses=self.addresses, gate=self.gate, planner=self.outreach,
             send_opener=send or send_opener_now,
             links_chat_for=self.links.chat_for, enabled_channels=frozenset(self.channels),
-            payments=PlanPayments(self.redis, self.keys), send_reminder=remind or self.send_reminder,
+            payments=PlanPayments(self.redis, self.keys), send_reminder=remind or send_reminder_now,
         )  # fmt: skip
 
     def install_handlers(self) -> None:

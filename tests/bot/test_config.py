@@ -218,3 +218,14 @@ def test_unquoted_contact_hours_are_read_as_times(make_config: ConfigFactory) ->
     assert config.compliance.contact_hours.latest == "20:30"
     with pytest.raises(ConfigError, match=r"compliance\.contact_hours\.latest: must be later than earliest"):
         make_config(env={"DEBTBOT__COMPLIANCE__CONTACT_HOURS__LATEST": "07:00"})
+
+
+def test_a_time_zone_that_does_not_exist_is_refused_naming_the_key(make_config: ConfigFactory) -> None:
+    with pytest.raises(ConfigError, match=r"compliance\.default_timezone: must be an IANA time zone"):
+        make_config(compliance={"default_timezone": "Mars/Olympus"})
+    with pytest.raises(ConfigError, match=r"compliance\.creditors\.Acme\.default_timezone: must be an IANA"):
+        make_config(compliance={"creditors": {"Acme": {"default_timezone": "Mars/Olympus"}}})
+    assert (
+        make_config(compliance={"default_timezone": "Europe/Madrid"}).compliance.default_timezone
+        == "Europe/Madrid"
+    )

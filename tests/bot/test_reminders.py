@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from bot.accounts import Account
 from bot.cli import main
 from bot.compliance import Decision, Outgoing
+from bot.opener import send_reminder
 from bot.outreach import OutreachHandler
 from bot.payments import PlanPayments
 from bot.pipeline import OutboundHandler
@@ -126,7 +127,7 @@ def test_the_queued_reminder_passes_the_gate_again_and_is_sent(services: Service
     )  # fmt: skip
     account = services.accounts.get("A1")
     assert account is not None
-    services.send_reminder(account, "sms", "+12025550111", "reminder", decision)
+    send_reminder(services, account, "sms", "+12025550111", "reminder", decision)
     [key] = services.outbound.pending_keys()
     [entry] = services.outbound.unhandled(key)
     message = OutboundMessage.from_json(entry.payload)
@@ -185,7 +186,7 @@ def test_a_long_spanish_reminder_leaves_as_one_text_with_the_statement_once(serv
         Outgoing(channel="sms", text=text, language="es", proactive=True, verified=True, kind="reminder"),
     )  # fmt: skip
     assert decision.text  # sent at once or deferred: either way the text as it must leave
-    services.send_reminder(account, "sms", "+12025550111", "reminder", decision)
+    send_reminder(services, account, "sms", "+12025550111", "reminder", decision)
     [key] = services.outbound.pending_keys()
     [entry] = services.outbound.unhandled(key)  # one text, not split
     message = OutboundMessage.from_json(entry.payload)
