@@ -9,13 +9,23 @@ STAMP := $(VENV)/.synced-$(shell cat uv.lock pyproject.toml 2>/dev/null | sha256
 RASA := cd rasa_project && RASA_TELEMETRY_ENABLED=false TF_CPP_MIN_LOG_LEVEL=2 ../$(BIN)/rasa
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
+# The e2e tests run on a set clock, never the wall clock (tests/e2e/conftest.py): the whole
+# suite at DAY_CLOCK, then the e2e tests marked `clock` again at NIGHT_CLOCK, in a far zone.
+DAY_CLOCK := 15:00 America/New_York
+NIGHT_CLOCK := 03:00 America/New_York
+FAR_ZONE := Pacific/Kiritimati
 
-.PHONY: run test lint typecheck unit rasa-validate rasa-test-stories eval nlu-floor bench model install clean
+.PHONY: run test system-packages lint typecheck unit e2e-night rasa-validate rasa-test-stories eval nlu-floor bench model install clean
 
 run: $(STAMP)
 	$(BIN)/debtbot run
 
-test: lint typecheck rasa-validate unit rasa-test-stories nlu-floor
+test: system-packages lint typecheck rasa-validate unit e2e-night rasa-test-stories nlu-floor
+
+# Chromium, dovecot-imapd, openssl: installed when root or sudo without a password can, else
+# one line saying which command to run (nothing is skipped quietly instead).
+system-packages:
+	@scripts/system-packages
 
 install: $(STAMP)
 
@@ -42,7 +52,14 @@ rasa-validate: $(STAMP)
 	$(RASA) data validate --fail-on-warnings --data data --domain domain.yml --config config.yml
 
 unit: $(STAMP) model
-	$(BIN)/pytest
+	DEBTBOT_TEST_CLOCK="$(DAY_CLOCK)" $(BIN)/pytest
+
+# The second clock setting: night in New York (openers deferred, then released at 08:00), with
+# the processes in a zone fourteen hours ahead of UTC; plus the unit tests of the time rules.
+e2e-night: $(STAMP) model
+	DEBTBOT_TEST_CLOCK="$(NIGHT_CLOCK)" TZ=$(FAR_ZONE) $(BIN)/pytest -q -p no:cacheprovider \
+		-m "clock or not e2e" tests/e2e tests/bot/test_clock.py tests/bot/test_compliance.py \
+		tests/bot/test_outreach.py tests/bot/test_reminders.py
 
 rasa-test-stories: $(STAMP)
 	model=$$($(BIN)/debtbot train --print-path) && $(RASA) test core --stories tests --model "$$model" \

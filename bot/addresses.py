@@ -37,6 +37,11 @@ class AddressStatus:
     account_id: str = ""
     #: The inbound message (provider id) that opted the address out, when one did.
     opted_out_by: str = ""
+    #: The inbound message that said "wrong person" (its reply is the one closing message).
+    wrong_party_by: str = ""
+    #: After a sign of crisis from this address, until when even a silenced address hears
+    #: that a person has its messages (Unix seconds), or ``None``.
+    care_until: float | None = None
     #: Consecutive "cannot reach this number" delivery failures.
     failures: int = 0
 
@@ -107,6 +112,8 @@ class AddressBook:
             unreachable_at=at("unreachable"),
             account_id=raw.get("account_id", ""),
             opted_out_by=raw.get("opted_out_by", ""),
+            wrong_party_by=raw.get("wrong_party_by", ""),
+            care_until=at("care_until"),
             failures=int(raw.get("failures", 0)),
         )
 
@@ -136,8 +143,30 @@ class AddressBook:
         """The person asked to hear from us again on this address."""
         self._redis.hdel(self._key(channel, address), "opted_out", "opted_out_by")
 
-    def mark_wrong_party(self, channel: str, address: str, account_id: str | None = None) -> None:
-        self._mark("wrong_party", channel, address, account_id)
+    def mark_wrong_party(
+        self, channel: str, address: str, account_id: str | None = None, *, by_message: str = ""
+    ) -> None:
+        """Not the person we want: nothing more is sent here but the one closing reply to
+        ``by_message`` (the message that said so)."""
+        if not address:
+            return
+        mapping: dict[str | bytes, bytes | float | int | str] = {
+            "wrong_party": str(time.time()), "wrong_party_by": by_message,
+        }  # fmt: skip
+        if account_id:
+            mapping["account_id"] = account_id
+        # HSETNX semantics for the time: the first mark stands (a replay does not move it).
+        pipe = self._redis.pipeline(transaction=True)
+        key = self._key(channel, address)
+        pipe.hsetnx(key, "wrong_party", mapping.pop("wrong_party"))
+        pipe.hset(key, mapping=mapping)
+        pipe.execute()
+
+    def open_care_window(self, channel: str, address: str, until: float) -> None:
+        """A sign of crisis came from this address: until ``until`` (Unix seconds) what it
+        writes gets a short answer that a person has it, even if it asked for silence."""
+        if address:
+            self._redis.hset(self._key(channel, address), "care_until", str(until))
 
     def mark_unreachable(self, channel: str, address: str, account_id: str | None = None) -> None:
         self._mark("unreachable", channel, address, account_id)

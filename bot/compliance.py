@@ -9,8 +9,10 @@ The rules, in the order they are applied:
 1. Card numbers never leave: Luhn-valid 13-19 digit runs are redacted from every text, replies
    included (``added`` says ``card_redacted``). This never blocks.
 2. Replies (``proactive=False``) are sent at any hour: the person wrote. Only a ``wrong_party``
-   address blocks them. Opted-out addresses are *not* blocked here, because the one
-   confirmation of an opt-out is itself a reply; the caller makes sure nothing else goes.
+   address blocks them, and not even that for the kinds in :data:`CARE_REPLIES` (help for a
+   person in crisis, the one closing message to a wrong party). Opted-out addresses are *not*
+   blocked here, because the one confirmation of an opt-out is itself a reply; the caller
+   makes sure nothing else goes.
 3. Proactive messages are blocked by, in this order: any pause flag (``pause:<reason>``, the
    first in :data:`PAUSE_REASONS` order; every flag is named in the reason), ``wrong_party``,
    ``opted_out``, ``unreachable``. Then ``unknown_zone`` when no time zone at all can be
@@ -21,7 +23,9 @@ The rules, in the order they are applied:
    time in *every* candidate zone and inside the person's own contact window (evaluated in each
    zone's local time); else DEFER to :func:`next_allowed`, or BLOCK ``no_allowed_time`` when
    no such moment comes within the horizon. Someone who wrote within ``reply_window`` is in a
-   conversation: a proactive follow-up may then go at any hour (caps still apply).
+   conversation: a proactive follow-up may then go at any hour (caps still apply), but not
+   what the bot starts on its own schedule (:data:`KEEP_CONTACT_HOURS`: openers, payment
+   reminders, missed-payment messages), which keeps contact hours whenever the person wrote.
 6. What a message must carry (in SEND and DEFER decisions): the mini-Miranda statement
    prepended for a verified person who has not had it in this conversation (never for an
    unverified one: it would disclose the debt to a possibly wrong person), and the channel's
@@ -56,6 +60,7 @@ from bot.privacy import redact_card_numbers, scrub
 from dialogue.parsing import ContactWindow
 
 __all__ = [
+    "CARE_REPLIES",
     "HORIZON",
     "PAUSE_REASONS",
     "AddressState",
@@ -70,7 +75,15 @@ __all__ = [
     "next_allowed",
 ]
 
-PAUSE_REASONS = ("dispute", "payment_claimed", "bankruptcy", "attorney", "deceased", "breathing_space")
+#: Reasons that stop every collection message until a person clears them, the first named
+#: first: a sign of crisis (bot/care) before everything else.
+PAUSE_REASONS = (
+    "crisis", "dispute", "payment_claimed", "bankruptcy", "attorney", "deceased", "breathing_space",
+)  # fmt: skip
+
+#: Replies that go even to a wrong party: they say nothing about a debt and must reach
+#: whoever wrote (the answer to a sign of crisis; the one closing message to a wrong party).
+CARE_REPLIES = frozenset({"crisis", "closing"})
 
 #: The channels the gate knows; a message for any other is blocked.
 CHANNELS = ("sms", "telegram", "email")
@@ -699,6 +712,11 @@ def _span(length: timedelta) -> str:
     return f"{seconds} seconds"
 
 
+#: Proactive kinds that keep contact hours even right after the person wrote: the bot sends
+#: them on its own schedule, not as part of the conversation (rule 5).
+KEEP_CONTACT_HOURS = frozenset({"opener", "reminder", "missed_payment"})
+
+
 def check(
     debtor: Debtor,
     address: AddressState,
@@ -739,8 +757,10 @@ def check(
 
     if not message.proactive:
         # Rule 2: a reply to someone who wrote goes at any hour, opted out or not (the one
-        # confirmation of an opt-out is a reply), but never to someone who is not the debtor.
-        if address.wrong_party:
+        # confirmation of an opt-out is a reply), but never to someone who is not the debtor,
+        # except what says nothing about a debt and must reach whoever wrote: help for a
+        # person in crisis, and the one closing message to a wrong party.
+        if address.wrong_party and message.kind not in CARE_REPLIES:
             return decide(Verdict.BLOCK, "wrong_party", "The address belongs to someone else (wrong party).")
         text, missing = _carry(text, added, message, rules)
         if missing:
@@ -795,9 +815,10 @@ def check(
         )
         return decide(Verdict.DEFER, "frequency_cap", reason, until=until, text=text)
 
-    # Rule 5: contact hours (waived while the person is in a conversation).
+    # Rule 5: contact hours (waived for a follow-up while the person is in a conversation;
+    # never for what the bot sends on its own schedule).
     inbound = debtor.last_inbound_at
-    if inbound is not None:
+    if inbound is not None and message.kind not in KEEP_CONTACT_HOURS:
         _require_aware(inbound, "last_inbound_at")
         if timedelta(0) <= now - inbound <= rules.reply_window:
             reason = (

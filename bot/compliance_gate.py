@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from datetime import time as dtime
@@ -21,6 +20,7 @@ from redis.client import Pipeline
 
 from bot.accounts import Account
 from bot.addresses import AddressBook
+from bot.clock import Clock
 from bot.compliance import (
     AddressState,
     ContactRules,
@@ -99,12 +99,19 @@ class ComplianceGate:
     """Reads the facts, decides, records."""
 
     def __init__(
-        self, config: Config, client: redis.Redis[bytes], keys: Keys, addresses: AddressBook
+        self,
+        config: Config,
+        client: redis.Redis[bytes],
+        keys: Keys,
+        addresses: AddressBook,
+        clock: Clock | None = None,
     ) -> None:
         self._rules = rules_from_config(config)
         self._redis = client
         self._keys = keys
         self._addresses = addresses
+        #: What "now" is for every decision, the audit and the counts (``Services.clock``).
+        self.clock = clock or Clock()
 
     def rules_for(self, account: Account | None) -> ContactRules:
         if account is not None and account.creditor in self._rules:
@@ -186,7 +193,7 @@ class ComplianceGate:
         outbox_id: str = "",
     ) -> Decision:
         """Ask the gate (its facts in one round trip) and write the answer to the audit stream."""
-        now = now or datetime.now(timezone.utc)
+        now = now or self.clock.now()
         pipe = self._redis.pipeline(transaction=False)
         self.queue_facts(pipe, account, channel, address, message, now)
         decision = self.decide_from(pipe.execute(), account, message, now)
@@ -214,7 +221,7 @@ class ComplianceGate:
         (pipe if pipe is not None else self._redis).xadd(
             self._keys.audit,
             {
-                "at": str(time.time()),
+                "at": str(self.clock.timestamp()),
                 "verdict": decision.verdict.value,
                 "rule": decision.rule,
                 "reason": decision.reason,
@@ -235,7 +242,7 @@ class ComplianceGate:
     ) -> None:
         """A proactive message went out: it counts towards the caps (every worker sees it)."""
         key = self._keys.contact_log(account_id)
-        now = at or time.time()
+        now = at or self.clock.timestamp()
         pipe = self._redis.pipeline(transaction=True)
         pipe.zadd(key, {f"{channel}:{outbox_id}": now})
         pipe.zremrangebyscore(key, "-inf", now - CONTACT_HISTORY_SECONDS)
@@ -244,4 +251,6 @@ class ComplianceGate:
 
     def record_inbound(self, account_id: str, at: float | None = None) -> None:
         """The person wrote: replies within the reply window may go at any hour."""
-        self._redis.hset(self._keys.account_state(account_id), "last_inbound_at", str(at or time.time()))
+        self._redis.hset(
+            self._keys.account_state(account_id), "last_inbound_at", str(at or self.clock.timestamp())
+        )

@@ -495,6 +495,96 @@ class ResourcesConfig(_Section):
     )
 
 
+class CrisisLine(_Section):
+    """Where a person in crisis can get help now, as said to them, per language."""
+
+    en: str = Field(min_length=1, max_length=300)
+    es: str = Field(min_length=1, max_length=300)
+
+
+def _default_crisis_lines() -> dict[str, CrisisLine]:
+    return {
+        "US": CrisisLine(
+            en="call or text 988 (the 988 Suicide & Crisis Lifeline), free, any time",
+            es="llame o envíe un mensaje al 988 (988 Lifeline; para español marque 988 y luego 2), "
+            "gratis, a cualquier hora",
+        ),
+        "GB": CrisisLine(
+            en="call Samaritans free on 116 123, any time",
+            es="llame gratis a Samaritans al 116 123, a cualquier hora",
+        ),
+        "ES": CrisisLine(
+            en="call 024, the free suicide-prevention line, any time",
+            es="llame al 024, la línea gratuita de atención a la conducta suicida, a cualquier hora",
+        ),
+        "MX": CrisisLine(
+            en="call Línea de la Vida free on 800 911 2000, any time",
+            es="llame gratis a la Línea de la Vida al 800 911 2000, a cualquier hora",
+        ),
+        "default": CrisisLine(
+            en="call your local emergency number, or find a free helpline in your country at "
+            "findahelpline.com",
+            es="llame al número de emergencias de su país, o busque una línea de ayuda gratuita en "
+            "findahelpline.com",
+        ),
+    }
+
+
+def _default_crisis_reply() -> dict[str, str]:
+    return {
+        "en": (
+            "I'm so sorry you're going through this, and thank you for telling me. You matter, and "
+            "you don't have to face this alone. Please talk to someone now: {line}. If you are in "
+            "danger right now, call your local emergency number. A person from our team will also "
+            "reach out to you personally."
+        ),
+        "es": (
+            "Siento mucho que esté pasando por esto, y gracias por contármelo. Usted importa, y no "
+            "tiene que enfrentarse a esto a solas. Por favor, hable con alguien ahora: {line}. Si está "
+            "en peligro en este momento, llame al número de emergencias. Una persona de nuestro equipo "
+            "también se pondrá en contacto con usted personalmente."
+        ),
+    }
+
+
+class CareConfig(_Section):
+    """What the bot says and does when someone writes something that shows they are in crisis."""
+
+    #: Per ISO 3166 country code of the account (else of its phone number), plus ``default``.
+    crisis_lines: dict[str, CrisisLine] = Field(default_factory=_default_crisis_lines)
+    #: The answer to a sign of crisis, per language; ``{line}`` is the crisis line. Nothing
+    #: about a debt: it may reach someone who is not the account holder.
+    crisis_reply: dict[Language, str] = Field(default_factory=_default_crisis_reply)
+    #: For this many hours after a sign of crisis, an address that asked for silence (opt-out,
+    #: wrong person) still gets a short answer that a person has its messages, never silence.
+    follow_up_hours: float = Field(default=24, ge=0, le=168)
+
+    @validator("crisis_lines")
+    def _countries(cls, value: dict[str, CrisisLine]) -> dict[str, CrisisLine]:
+        if "default" not in value:
+            raise ValueError("needs a 'default' line for countries without their own")
+        for code in value:
+            if code != "default" and not re.fullmatch(r"[A-Z]{2}", code):
+                raise ValueError(
+                    f"{code!r}: keys are two-letter ISO 3166 codes in capitals (US, GB...) or 'default'"
+                )
+        return value
+
+    @validator("crisis_reply")
+    def _reply(cls, value: dict[str, str]) -> dict[str, str]:
+        for language in ("en", "es"):
+            text = value.get(language)
+            if not text:
+                raise ValueError(f"needs a reply for {language}")
+            if "{line}" not in text:
+                raise ValueError(f"{language}: must say {{line}} (the crisis line)")
+            try:
+                text.format(line="x")
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ValueError(f"{language}: may use only {{line}} ({exc})") from None
+        return value
+
+
 class OpenerVariant(_Section):
     """One wording of the first message; {first_name} and {company} are filled in."""
 
@@ -516,16 +606,14 @@ def _default_openers() -> dict[str, list[OpenerVariant]]:
             OpenerVariant(id="warm", text="Hi {first_name}, this is {company}. How are you doing today?"),
             OpenerVariant(
                 id="plain",
-                text="Hello {first_name}, it's {company} here. I hope you're well. Do you have a moment?",
+                text="Hello {first_name}, it's {company} here. I hope you're well. How are things with you?",
             ),
         ],
         "es": [
             OpenerVariant(id="warm", text="Hola, {first_name}. Le escribimos de {company}. ¿Cómo está hoy?"),
             OpenerVariant(
                 id="plain",
-                text=(
-                    "Buenos días, {first_name}. Somos {company}. Esperamos que esté bien. ¿Tiene un momento?"
-                ),
+                text="Hola, {first_name}. Somos {company} y esperamos que esté bien. ¿Qué tal le va?",
             ),
         ],
     }
@@ -553,6 +641,9 @@ class OutreachConfig(_Section):
     creditor_openers: dict[str, dict[Language, list[OpenerVariant]]] = Field(default_factory=dict)
     #: Plan reminders this many days before each payment.
     remind_days_before: int = Field(default=3, ge=0, le=30)
+    #: No reminder (nor missed-payment message) within this many hours of the plan being
+    #: agreed: the confirmation already gave the date.
+    first_reminder_after_hours: float = Field(default=24, ge=0, le=24 * 14)
 
     @validator("openers")
     def _every_language(cls, value: dict[str, list[OpenerVariant]]) -> dict[str, list[OpenerVariant]]:
@@ -627,6 +718,7 @@ class Config(_Section):
     compliance: ComplianceConfig = Field(default_factory=ComplianceConfig)
     plans: PlansConfig = Field(default_factory=PlansConfig)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+    care: CareConfig = Field(default_factory=CareConfig)
     outreach: OutreachConfig = Field(default_factory=OutreachConfig)
     simulator: SimulatorConfig = Field(default_factory=SimulatorConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)

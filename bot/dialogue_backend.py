@@ -19,6 +19,8 @@ import redis
 from bot.accounts import AccountStore
 from bot.addresses import AddressBook
 from bot.agent_queue import AgentQueue
+from bot.care.crisis import CrisisDesk, country_of
+from bot.compliance import PAUSE_REASONS
 from bot.config import Config
 from bot.creditor_events import CreditorEvents
 from bot.outreach import OpenerStats
@@ -26,9 +28,6 @@ from bot.store import Keys
 from dialogue.backend import AccountView, BackendError, CreatedPlan, DialogueSettings, Resource
 from dialogue.parsing import parse_birth_date
 from dialogue.plans import Plan, Settlement
-
-#: Reasons that stop collection messages until an agent clears them.
-PAUSE_REASONS = ("dispute", "payment_claimed", "bankruptcy", "attorney", "deceased", "breathing_space")
 
 
 def settings_from_config(config: Config) -> DialogueSettings:
@@ -73,6 +72,7 @@ class RedisDialogueBackend:
         self._accounts = AccountStore(client, self._keys)
         self._addresses = AddressBook(client, self._keys)
         self._agents = AgentQueue(client, self._keys)
+        self._crisis = CrisisDesk(config.care, client, self._keys, self._agents)
         self._settings = settings_from_config(config)
         self._events = events
 
@@ -125,11 +125,13 @@ class RedisDialogueBackend:
     ) -> None:
         self._agents.flag(conversation_id, reason, account_id=account_id, detail=detail)
 
-    def mark_wrong_party(self, account_id: str | None, channel: str, address: str) -> None:
-        self._addresses.mark_wrong_party(channel, address, account_id)
+    def mark_wrong_party(
+        self, account_id: str | None, channel: str, address: str, message_id: str = ""
+    ) -> None:
+        self._addresses.mark_wrong_party(channel, address, account_id, by_message=message_id)
 
-    def opt_out(self, account_id: str | None, channel: str, address: str) -> None:
-        self._addresses.opt_out(channel, address, account_id)
+    def opt_out(self, account_id: str | None, channel: str, address: str, message_id: str = "") -> None:
+        self._addresses.opt_out(channel, address, account_id, by_message=message_id)
 
     def set_preference(self, account_id: str, name: str, value: str) -> None:
         if name not in ("channel", "language", "contact_window"):
@@ -145,6 +147,27 @@ class RedisDialogueBackend:
             json.dumps({"at": datetime.now(timezone.utc).isoformat(), "detail": detail[:500]}),
         )
 
+    def raise_crisis(
+        self,
+        account_id: str | None,
+        conversation_id: str,
+        *,
+        channel: str,
+        address: str,
+        language: str,
+        text: str,
+        message_id: str = "",
+    ) -> str:
+        try:
+            account = self._accounts.get(account_id) if account_id else None
+            self._crisis.raise_crisis(
+                conversation_id=conversation_id, account_id=account_id, detail=f"{channel}: {text}",
+                once=message_id, source="nlu",
+            )  # fmt: skip
+        except redis.RedisError as exc:
+            raise BackendError(f"could not escalate: {exc}") from exc
+        return self._crisis.reply(language, country_of(account, channel, address))
+
     def record_callback(self, account_id: str | None, conversation_id: str, when: str, how: str) -> None:
         self._redis.xadd(
             self._keys.callbacks,
@@ -154,7 +177,13 @@ class RedisDialogueBackend:
         )  # fmt: skip
 
     def create_plan(
-        self, account_id: str, conversation_id: str, plan: Plan | Settlement, *, kind: str = "plan"
+        self,
+        account_id: str,
+        conversation_id: str,
+        plan: Plan | Settlement,
+        *,
+        kind: str = "plan",
+        channel: str = "",
     ) -> CreatedPlan:
         plan_id = uuid.uuid4().hex[:16]
         if isinstance(plan, Plan):
@@ -186,6 +215,7 @@ class RedisDialogueBackend:
             "plan_id": plan_id,
             "account_id": account_id,
             "conversation_id": conversation_id,
+            "channel": channel,
             "payment_link": link,
             "created_at": datetime.now(timezone.utc).isoformat(),
         }

@@ -22,6 +22,26 @@ _NOTICES: dict[str, dict[str, str]] = {
         "en": "Done: you won't get any more emails from us. If you change your mind, just write to us.",
         "es": "Hecho: no recibirá más correos nuestros. Si cambia de opinión, escríbanos.",
     },
+    "care_follow_up": {
+        "en": (
+            "Thank you for writing. A person from our team has your messages and will reach out to "
+            "you personally. If you need to talk to someone now, please {line}."
+        ),
+        "es": (
+            "Gracias por escribir. Una persona de nuestro equipo tiene sus mensajes y se pondrá en "
+            "contacto con usted personalmente. Si necesita hablar con alguien ahora, por favor, {line}."
+        ),
+    },
+    "card_number": {
+        "en": (
+            "For your safety, please never send card numbers here: we've deleted it and nobody will "
+            "use it. Payments are only ever made through a secure link we send you."
+        ),
+        "es": (
+            "Por su seguridad, no envíe nunca números de tarjeta por aquí: lo hemos borrado y nadie "
+            "lo usará. Los pagos se hacen siempre a través de un enlace seguro que le enviamos."
+        ),
+    },
     "choice_expired": {
         "en": "That choice is no longer open. Please use the latest message.",
         "es": "Esa opción ya no está disponible. Use el mensaje más reciente, por favor.",

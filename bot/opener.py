@@ -8,7 +8,7 @@ reply: through the outbound queue of the chosen channel, in order, with retries.
 from __future__ import annotations
 
 import hashlib
-import time
+import uuid
 from dataclasses import replace
 
 from bot.accounts import Account
@@ -78,8 +78,9 @@ def send_opener(
     replies = services.rasa.trigger_intent(conversation_id, OPENER_INTENT, entities={"channel": channel})
     if text is not None:
         replies = [BotReply(text=text)]
-    # Each opener is its own event: ids from the account and the moment, not from a message.
-    source = hashlib.sha256(f"opener:{account_id}:{channel}:{time.time_ns()}".encode()).hexdigest()
+    # Each opener is its own event: ids from the account and a nonce, not from a message (nor
+    # from the clock, which a test may hold still).
+    source = hashlib.sha256(f"opener:{account_id}:{channel}:{uuid.uuid4().hex}".encode()).hexdigest()
     link = telegram_invitation(services, account_id, channel)
     if link is not None:
         replies = [*replies, BotReply(text=link)]
@@ -101,7 +102,7 @@ def send_reminder(
     services: Services, account: Account, channel: str, address: str, kind: str, decision: Decision
 ) -> list[OutboundMessage]:
     """Queue a plan reminder (or missed-payment message) as the compliance gate worded it."""
-    source = hashlib.sha256(f"{kind}:{account.account_id}:{time.time_ns()}".encode()).hexdigest()
+    source = hashlib.sha256(f"{kind}:{account.account_id}:{uuid.uuid4().hex}".encode()).hexdigest()
     return queue_proactive(services, account.account_id, channel, address, [BotReply(text=decision.text)],
                            kind=kind, language=account.language, source=source)  # fmt: skip
 

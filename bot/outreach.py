@@ -26,6 +26,7 @@ from redis.client import Pipeline
 
 from bot.accounts import Account, AccountStore
 from bot.addresses import AddressBook
+from bot.clock import Clock
 from bot.compliance import Decision, Outgoing, Verdict
 from bot.compliance_gate import ComplianceGate
 from bot.config import Config, OpenerVariant
@@ -70,13 +71,20 @@ class OutreachPlanner:
     """Turns "contact whoever is due" into queued tasks, a page of accounts at a time."""
 
     def __init__(
-        self, client: redis.Redis[bytes], keys: Keys, queue: KeyedQueue, jobs: Jobs, shards: int
+        self,
+        client: redis.Redis[bytes],
+        keys: Keys,
+        queue: KeyedQueue,
+        jobs: Jobs,
+        shards: int,
+        clock: Clock | None = None,
     ) -> None:
         self._redis = client
         self._keys = keys
         self._queue = queue
         self._jobs = jobs
         self._shards = shards
+        self._clock = clock or Clock()
 
     def _account_pages(self) -> Iterator[list[str]]:
         cursor = 0
@@ -129,8 +137,8 @@ class OutreachPlanner:
         target.zadd(self._keys.outreach_deferred, {json.dumps(task, sort_keys=True): until.timestamp()})
 
     def release_due(self, now: datetime | None = None, limit: int = PAGE_SIZE) -> int:
-        """Put the deferred tasks whose moment has come back in the queues."""
-        now = now or datetime.now(timezone.utc)
+        """Put the deferred tasks whose moment has come (by the clock, or at ``now``) back in the queues."""
+        now = now or self._clock.now()
         released = 0
         while True:
             rows = self._redis.zrangebyscore(
@@ -182,7 +190,8 @@ class OutreachHandler:
     enabled_channels: frozenset[str]
     payments: PlanPayments
     send_reminder: ReminderSender
-    clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+    #: What "now" is for every decision (``Services.clock``; the gate reads the same one).
+    clock: Clock = dataclasses.field(default_factory=Clock)
 
     def __call__(self, entry: Entry) -> None:
         task = json.loads(entry.payload)
@@ -221,12 +230,15 @@ class OutreachHandler:
             return False
         return plans == 0
 
-    def channels_for(self, account: Account, preferred: bytes | None = None) -> Iterator[tuple[str, str]]:
-        """(channel, address) in the order to try: the preferred channel, then the configured
-        order (lazily: a linked Telegram chat is only looked up when it is reached)."""
-        order: list[str] = list(self.config.outreach.channel_order)
-        if preferred is not None and preferred.decode() in ("sms", "email", "telegram"):
-            order = [preferred.decode(), *[c for c in order if c != preferred.decode()]]
+    def channels_for(
+        self, account: Account, preferred: bytes | None = None, *, first: str = ""
+    ) -> Iterator[tuple[str, str]]:
+        """(channel, address) in the order to try: ``first`` (a plan's own channel), the
+        preferred channel, then the configured order (lazily: a linked Telegram chat is only
+        looked up when it is reached)."""
+        wanted = [first, preferred.decode() if preferred is not None else ""]
+        chosen = [c for c in wanted if c in ("sms", "email", "telegram")]
+        order = list(dict.fromkeys([*chosen, *self.config.outreach.channel_order]))
         for channel in order:
             if channel not in self.enabled_channels:
                 continue
@@ -250,7 +262,7 @@ class OutreachHandler:
     def contact_many(self, account_ids: list[str], run_id: str = "") -> None:
         """Decide a batch: reads for all of it in one round trip, the gate's facts for each
         account's first channel in another, the audit and marks written in a third."""
-        now = self.clock()
+        now = self.clock.now()
         pending: list[_Pending] = []
         for account_id, (account, times, plans, preferred) in zip(
             account_ids, self._facts(account_ids), strict=True
@@ -325,7 +337,9 @@ class OutreachHandler:
     def reminder(
         self, task: dict[str, str], account: Account, preferred: bytes | None, now: datetime
     ) -> None:
-        """Before an instalment a reminder; after a missed one a kind offer to re-plan."""
+        """Before an instalment a reminder; after a missed one a kind offer to re-plan. Never
+        within ``outreach.first_reminder_after_hours`` of the plan being agreed (the task waits
+        in ``outreach:deferred`` until then), on the channel the plan was agreed on first."""
         try:
             zone = ZoneInfo(account.timezone) if account.timezone else timezone.utc
         except (ZoneInfoNotFoundError, ValueError):
@@ -335,9 +349,20 @@ class OutreachHandler:
         if due is None:
             return
         kind, instalment = due
+        if instalment.agreed_at is not None:
+            quiet_until = instalment.agreed_at + timedelta(
+                hours=self.config.outreach.first_reminder_after_hours
+            )
+            if now < quiet_until:
+                # The confirmation just gave the date: look again once the quiet period is over
+                # (the gate then still keeps contact hours).
+                logger.info("account %s: plan %s agreed too recently for a %s", account.account_id,
+                            instalment.plan_id, kind)  # fmt: skip
+                self.planner.defer(task, quiet_until)
+                return
         language = account.language if account.language in ("en", "es") else "en"
         text = reminder_text(kind, instalment, account.first_name, language, account.country)
-        for channel, address in self.channels_for(account, preferred):
+        for channel, address in self.channels_for(account, preferred, first=instalment.channel):
             decision = self.gate.decide(
                 account, channel, address,
                 Outgoing(channel=channel, text=text, language=language, proactive=True, verified=True,

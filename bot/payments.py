@@ -3,7 +3,9 @@
 The creditor's system knows what was paid; ``debtbot payments import`` loads its CSV
 (``plan_id,due_date,paid_on``), one row per instalment paid. An instalment whose date has
 passed without a payment is *missed*: outreach then sends one kind message offering to
-re-plan, and before each instalment a reminder.
+re-plan, and before each instalment a reminder. Each instalment carries its plan's channel
+(where the person agreed it: reminders go there first) and when the plan was agreed (no
+reminder comes right after: the confirmation gave the date).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import csv
 import io
 import json
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 import redis
@@ -57,6 +59,20 @@ class Instalment:
     amount: Decimal
     currency: str
     link: str
+    #: Where the person agreed the plan (``sms``, ``telegram``, ``email``; empty when unknown).
+    channel: str = ""
+    #: When the plan was agreed (aware; ``None`` for plans stored without the time).
+    agreed_at: datetime | None = None
+
+
+def _agreed_at(raw: object) -> datetime | None:
+    if not isinstance(raw, str) or not raw:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
 
 
 @dataclass(frozen=True)
@@ -85,10 +101,12 @@ class PlanPayments:
                 continue
             plan = json.loads(raw)
             state = {k.decode(): v.decode() for k, v in self._redis.hgetall(self._state(plan_id)).items()}
+            channel, agreed_at = str(plan.get("channel") or ""), _agreed_at(plan.get("created_at"))
             for item in plan.get("instalments") or []:
                 instalment = Instalment(
                     plan_id=plan_id, due=date.fromisoformat(item["due"]), amount=Decimal(item["amount"]),
-                    currency=plan["currency"], link=plan.get("payment_link", ""),
+                    currency=plan["currency"], link=plan.get("payment_link", ""), channel=channel,
+                    agreed_at=agreed_at,
                 )  # fmt: skip
                 out.append((instalment, state))
         return out

@@ -8,7 +8,8 @@ outbound stream. Outbound (worker): send through the channel -> record the deliv
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import redis
@@ -16,6 +17,8 @@ import redis
 from bot.accounts import Account, AccountStore
 from bot.addresses import AddressBook, address_hash, address_key
 from bot.agent_queue import AgentQueue
+from bot.care.crisis import CrisisDesk, country_of
+from bot.care.screen import Screening, screen
 from bot.compliance import Outgoing, Verdict
 from bot.compliance_gate import ComplianceGate
 from bot.deliveries import DeliveryLog
@@ -25,7 +28,7 @@ from bot.jobs import Jobs
 from bot.keywords import SmsKeywords
 from bot.notices import notice
 from bot.outreach import OpenerStats
-from bot.privacy import redact_card_numbers, redact_payload
+from bot.privacy import CARD_PLACEHOLDER, redact_card_numbers, redact_payload, without_card_placeholders
 from bot.queues import Entry, GiveUp, KeyedQueue, RetryLater
 from bot.rate_limits import ReplyCap
 from bot.render import OfferedChoices, RenderOptions, render_replies
@@ -42,7 +45,6 @@ from channels.base import (
     RateLimited,
 )
 from channels.email import outbox_id_from
-from channels.telegram import button_index
 from dialogue.rasa_client import BotReply, RasaClient, RasaRejected, RasaUnavailable
 
 logger = logging.getLogger(__name__)
@@ -152,6 +154,9 @@ class InboundHandler:
     reply_cap: ReplyCap | None = None
     gate: ComplianceGate | None = None
     opener_stats: OpenerStats | None = None
+    crisis: CrisisDesk | None = None
+    #: Unix seconds now (the product's clock).
+    clock: Callable[[], float] = time.time
 
     def __call__(self, entry: Entry) -> None:
         message = InboundMessage.from_json(entry.payload)
@@ -173,6 +178,12 @@ class InboundHandler:
                 self.gate.record_inbound(account.account_id)
             if self.opener_stats is not None:
                 self.opener_stats.record(account.account_id, "replied")
+        # The safety screen comes before everything else, in every state (before verification,
+        # inside a form, opted out, wrong party): a sign of crisis gets help and a person.
+        screening = screen(message.text) if message.kind == "text" else Screening()
+        if screening.crisis and self.crisis is not None:
+            self._crisis(message, account, conversation_id, source, screening.language or language, screening)
+            return
         keyword = self.keywords.handle(message, account)
         if keyword is not None:
             replies = [BotReply(text=text) for text in keyword.replies]
@@ -199,12 +210,35 @@ class InboundHandler:
                 f"wrote_after_{silenced}",
                 account_id=account.account_id if account else None,
                 detail=f"{message.channel}: {message.text}",
+                once=source,
             )
+            if self.crisis is not None and status.care_until is not None and self.clock() < status.care_until:
+                # Shortly after a sign of crisis, silence would be the worst answer: a short
+                # word that a person has their messages, with the crisis line (nothing else).
+                country = country_of(account, message.channel, message.sender)
+                follow_up = notice("care_follow_up", language).format(
+                    line=self.crisis.line(country, language)
+                )
+                self._send(
+                    [BotReply(text=follow_up)], message, conversation_id, source, what="care follow-up",
+                    account=account, language=language, kind="crisis",
+                )  # fmt: skip
+                return
             logger.info(
                 "conversation %s: %s message %s not answered (address %s); flagged for an agent",
                 conversation_id, message.channel, message.external_id, silenced,
             )  # fmt: skip
             return
+        if screening.vulnerable:
+            # The gentle path is the dialogue's; a person always hears of it, with the reason.
+            for concern in sorted(screening.concerns, key=lambda c: c.value):
+                self.agents.flag(
+                    conversation_id,
+                    f"vulnerable:{concern.value}",
+                    account_id=account.account_id if account else None,
+                    detail=f"{message.channel}: {message.text}",
+                    once=source,
+                )
         metadata = {
             "channel": message.channel,
             "account_id": account.account_id if account else None,
@@ -212,14 +246,21 @@ class InboundHandler:
             "external_id": message.external_id,
             # The actions need the address to honour "wrong number" and "stop" for it.
             "address": message.sender,
+            # What the safety screen saw: the actions keep the reasons (a callback asked for by
+            # someone who cannot read well) and never answer distress cheerfully.
+            "screen": {
+                "concerns": sorted(c.value for c in screening.concerns),
+                "distress": screening.distress,
+            },
         }
         if message.kind == "unsupported":
             self._send([BotReply(text=notice("text_only", language))], message, conversation_id, source,
                        what="not text", account=account, language=language)  # fmt: skip
             return
         if message.kind == "choice":
-            # The button's data is only a position: what it means is what we offered.
-            payload = self.choices.pressed(message.channel, message.sender, button_index(message.text))
+            # The button's data is a position and an offer id: what it means is what we offered,
+            # and only on the keyboard offered last.
+            payload = self.choices.pressed(message.channel, message.sender, message.text)
             self._acknowledge(message, None if payload else notice("choice_expired", language))
             if payload is None:
                 logger.info("conversation %s: a stale or unknown button pressed; ignored", conversation_id)
@@ -230,6 +271,16 @@ class InboundHandler:
         else:
             # "2" answers the second of the numbered choices we last offered on this address.
             text = self.choices.resolve(message.channel, message.sender, message.text)
+            if CARD_PLACEHOLDER in text:
+                # A typed card number (already removed at the gateway): say why it was deleted,
+                # then go on with what they asked, without the placeholder steering the intent.
+                self._send(
+                    [BotReply(text=notice("card_number", language))], message, conversation_id,
+                    f"{source}:card", what="card number", account=account, language=language,
+                )  # fmt: skip
+                text = without_card_placeholders(text)
+                if not text:
+                    return
         if (
             message.channel == "email"
             and self.reply_cap is not None
@@ -256,10 +307,67 @@ class InboundHandler:
             raise RetryLater(str(exc)) from exc
         except RasaRejected as exc:
             raise GiveUp(str(exc)) from exc
-        self.choices.remember(message.channel, message.sender, replies)
+        offer_id = self.choices.remember(message.channel, message.sender, replies)
+        # "Wrong number" marks the address in the dialogue; its answer is the one closing
+        # message such an address still gets (no name, no debt).
+        status = self.addresses.status(message.channel, message.sender)
+        closing = status.wrong_party_by == message.external_id
         self._send(
-            replies, message, conversation_id, source, what="dialogue", account=account, language=language
+            replies, message, conversation_id, source, what="dialogue", account=account,
+            language=language, kind="closing" if closing else "reply", offer_id=offer_id,
+        )  # fmt: skip
+
+    def _crisis(
+        self,
+        message: InboundMessage,
+        account: Account | None,
+        conversation_id: str,
+        source: str,
+        language: str,
+        screening: Screening,
+    ) -> None:
+        """Help and a person: pause and escalate (once), answer with the crisis line of the
+        person's country, whatever the address's state, then tell the dialogue."""
+        assert self.crisis is not None
+        self.crisis.raise_crisis(
+            conversation_id=conversation_id,
+            account_id=account.account_id if account else None,
+            detail=f"{message.channel}: {message.text}",
+            once=source,
+            source="screen:" + ",".join(screening.matched),
         )
+        reply = self.crisis.reply(language, country_of(account, message.channel, message.sender))
+        # For a while, even an address that asked for silence hears that a person has its words.
+        self.addresses.open_care_window(
+            message.channel, message.sender, self.clock() + self.crisis.follow_up_hours * 3600
+        )
+        # Buttons offered earlier are no longer on offer: "1" must not pick a plan now.
+        self.choices.remember(message.channel, message.sender, [])
+        self._send([BotReply(text=reply)], message, conversation_id, source, what="crisis", account=account,
+                   language=language, kind="crisis")  # fmt: skip
+        if self.addresses.status(message.channel, message.sender).silenced_because is not None:
+            return  # the dialogue does not hear from an address it may not answer
+        metadata = {
+            "channel": message.channel,
+            "account_id": account.account_id if account else None,
+            "language": language,
+            "external_id": message.external_id,
+            "address": message.sender,
+            # action_crisis: already answered and escalated; only mark the conversation.
+            "screened": "crisis",
+        }
+        try:
+            said = self.rasa.send_message(
+                conversation_id, "/crisis", channel=message.channel, metadata=metadata
+            )
+        except RasaUnavailable as exc:
+            # The person has their answer; the dialogue is told when Rasa is back.
+            raise RetryLater(str(exc)) from exc
+        except RasaRejected as exc:
+            raise GiveUp(str(exc)) from exc
+        if said:
+            logger.warning("conversation %s: the dialogue added %d message(s) to a crisis answer; not sent",
+                           conversation_id, len(said))  # fmt: skip
 
     def _machine_mail(self, message: InboundMessage) -> None:
         """An auto-reply or a bounce: never answered. A bounce marks the address undeliverable
@@ -307,6 +415,8 @@ class InboundHandler:
         what: str,
         account: Account | None = None,
         language: str = "",
+        kind: str = "reply",
+        offer_id: str | None = None,
     ) -> None:
         outgoing = render_replies(
             replies,
@@ -316,7 +426,10 @@ class InboundHandler:
             source=source,
             in_reply_to=message.external_id,
             options=self.render,
+            offer_id=offer_id,
         )
+        if kind != "reply":
+            outgoing = [replace(out, kind=kind) for out in outgoing]
         if message.channel == "email" and self.email is not None:
             outgoing = self.email.dress(
                 outgoing,

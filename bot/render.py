@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import redis
 
@@ -13,6 +15,7 @@ from bot.addresses import address_key
 from bot.store import Keys
 from channels.base import Button, OutboundMessage
 from channels.sms_text import choice_from_reply, fit_to_budget, plain, prefer_gsm, render_choices, split_text
+from channels.telegram import read_button_data
 from dialogue.language import detect_language
 from dialogue.rasa_client import BotReply
 
@@ -81,11 +84,13 @@ def render_replies(
     source: str,
     in_reply_to: str | None = None,
     options: RenderOptions | None = None,
+    offer_id: str | None = None,
 ) -> list[OutboundMessage]:
     """The messages to send for ``replies``, in order, with ids derived from ``source``.
 
     SMS gets plain text in the cheapest encoding, and a reply longer than the segment
-    budget becomes several texts split at sentence boundaries.
+    budget becomes several texts split at sentence boundaries. ``offer_id`` (from
+    :meth:`OfferedChoices.remember`) goes with the last buttons, the choices it stands for.
     """
     options = options or RenderOptions()
     if channel == "email":
@@ -113,11 +118,16 @@ def render_replies(
                     in_reply_to=in_reply_to,
                 )
             )
+    with_buttons = [n for n, message in enumerate(messages) if message.buttons]
+    if offer_id is not None and with_buttons:
+        messages[with_buttons[-1]] = replace(messages[with_buttons[-1]], offer_id=offer_id)
     return messages
 
 
 class OfferedChoices:
-    """Remembers the numbered choices last offered to an address, so "2" can answer them."""
+    """Remembers the choices last offered to an address: the payloads, so "2" can answer
+    them, and the offer's id, which the buttons carry, so a press on an older keyboard is
+    not taken for a press on the current one."""
 
     def __init__(self, client: redis.Redis[bytes], keys: Keys) -> None:
         self._redis = client
@@ -126,29 +136,41 @@ class OfferedChoices:
     def _key(self, channel: str, address: str) -> str:
         return self._keys.choices(address_key(channel, address))
 
-    def remember(self, channel: str, address: str, replies: Sequence[BotReply]) -> None:
+    def remember(self, channel: str, address: str, replies: Sequence[BotReply]) -> str | None:
+        """Make the last choices in ``replies`` the ones on offer, replacing any earlier offer
+        (none at all when ``replies`` offer none); return the new offer's id, for
+        :func:`render_replies`, or ``None``."""
         offered = [reply.buttons for reply in replies if reply.buttons]
         key = self._key(channel, address)
-        if offered:
-            payloads = [payload for _, payload in offered[-1]]
-            self._redis.set(key, json.dumps(payloads), ex=CHOICES_TTL_SECONDS)
-        else:
+        if not offered:
             self._redis.delete(key)
+            return None
+        offer_id = secrets.token_urlsafe(6)  # 8 characters, 48 random bits
+        payloads = [payload for _, payload in offered[-1]]
+        self._redis.set(key, json.dumps({"id": offer_id, "payloads": payloads}), ex=CHOICES_TTL_SECONDS)
+        return offer_id
 
-    def _offered(self, channel: str, address: str) -> list[str]:
+    def _offered(self, channel: str, address: str) -> tuple[str | None, list[str]]:
         raw = self._redis.get(self._key(channel, address))
-        return list(json.loads(raw)) if raw is not None else []
+        stored: Any = json.loads(raw) if raw is not None else []
+        if isinstance(stored, list):  # remembered before offers had ids: numbers still answer
+            return None, [str(payload) for payload in stored]
+        return str(stored["id"]), [str(payload) for payload in stored["payloads"]]
 
     def resolve(self, channel: str, address: str, text: str) -> str:
         """The payload of the chosen option when ``text`` is just its number, else ``text``."""
-        payloads = self._offered(channel, address)
+        _, payloads = self._offered(channel, address)
         index = choice_from_reply(text, len(payloads)) if payloads else None
         return payloads[index] if index is not None else text
 
-    def pressed(self, channel: str, address: str, index: int | None) -> str | None:
-        """The payload of button ``index`` of the choices on offer; ``None`` when that button
-        was never offered or has been replaced since (a stale or forged press)."""
-        payloads = self._offered(channel, address)
-        if index is None or not 0 <= index < len(payloads):
+    def pressed(self, channel: str, address: str, data: str) -> str | None:
+        """The payload of the button whose raw ``callback_data`` is ``data``, when it belongs
+        to the offer on this address now; ``None`` for a press on an older keyboard, data
+        without an offer id, or a position or id that was never offered (stale or forged)."""
+        press = read_button_data(data)
+        if press is None:
             return None
-        return payloads[index]
+        offer_id, payloads = self._offered(channel, address)
+        if offer_id is None or press.offer_id != offer_id or press.index >= len(payloads):
+            return None
+        return payloads[press.index]

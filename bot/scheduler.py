@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from datetime import datetime, timezone
+from datetime import datetime
 
 import redis
 from redis.exceptions import LockError
@@ -25,8 +25,9 @@ TICK_SECONDS = 15.0
 
 
 def tick(services: Services, now: datetime | None = None) -> tuple[int, str | None]:
-    """One round: release what is due, plan a run if one is due; (released, run id or None)."""
-    now = now or datetime.now(timezone.utc)
+    """One round at ``now`` (default: ``services.clock``): release what is due, plan a run if
+    one is due; (released, run id or None)."""
+    now = now or services.clock.now()
     lease = services.redis.lock(services.keys.outreach_lease, timeout=120, blocking=False, thread_local=False)
     if not lease.acquire(blocking=False):
         return 0, None

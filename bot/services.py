@@ -11,6 +11,8 @@ import redis
 from bot.accounts import Account, AccountStore
 from bot.addresses import AddressBook
 from bot.agent_queue import AgentQueue
+from bot.care.crisis import CrisisDesk
+from bot.clock import Clock
 from bot.compliance import Decision
 from bot.compliance_gate import ComplianceGate
 from bot.config import Config, OpenerVariant
@@ -66,6 +68,8 @@ class Services:
     unsubscribe: UnsubscribeLinks
     outreach_queue: KeyedQueue
     gate: ComplianceGate
+    #: The one clock every part that decides by the time reads (the system clock; tests set it).
+    clock: Clock = field(default_factory=Clock)
     _rasa: RasaClient | None = field(default=None, repr=False)
 
     @property
@@ -110,8 +114,14 @@ class Services:
     def outreach(self) -> OutreachPlanner:
         """Plans outreach runs and releases what the gate deferred."""
         return OutreachPlanner(
-            self.redis, self.keys, self.outreach_queue, self.jobs, self.config.outreach.shards
+            self.redis, self.keys, self.outreach_queue, self.jobs, self.config.outreach.shards, self.clock
         )
+
+    @property
+    def crisis(self) -> CrisisDesk:
+        """The answer, escalation and pause for a sign of crisis (bot/care)."""
+        agents = AgentQueue(self.redis, self.keys, clock=self.clock.timestamp)
+        return CrisisDesk(self.config.care, self.redis, self.keys, agents, clock=self.clock.timestamp)
 
     @property
     def opener_stats(self) -> OpenerStats:
@@ -143,6 +153,7 @@ class Services:
             send_opener=send or send_opener_now,
             links_chat_for=self.links.chat_for, enabled_channels=frozenset(self.channels),
             payments=PlanPayments(self.redis, self.keys), send_reminder=remind or send_reminder_now,
+            clock=self.clock,
         )  # fmt: skip
 
     def install_handlers(self) -> None:
@@ -172,6 +183,8 @@ class Services:
                 ),
                 gate=self.gate,
                 opener_stats=self.opener_stats,
+                crisis=self.crisis,
+                clock=self.clock.timestamp,
             ),
         )
         self.jobs.handle(
@@ -240,9 +253,12 @@ def build_channels(config: Config, outbox: SandboxOutbox, pacer: Pacer | None = 
     return channels
 
 
-def build_services(config: Config, client: redis.Redis[bytes] | None = None) -> Services:
-    """Wire the parts for one process."""
+def build_services(
+    config: Config, client: redis.Redis[bytes] | None = None, clock: Clock | None = None
+) -> Services:
+    """Wire the parts for one process (``clock``: the system clock unless a test sets one)."""
     client = client or connect(config)
+    clock = clock or Clock()
     keys = Keys(config.redis.key_prefix)
     worker = config.worker
     queue_options: dict[str, Any] = {
@@ -287,7 +303,8 @@ def build_services(config: Config, client: redis.Redis[bytes] | None = None) -> 
         email_threads=EmailThreads(client, keys),
         unsubscribe=UnsubscribeLinks(client, keys, config.secrets.secret_key, config.server.public_url),
         outreach_queue=outreach,
-        gate=ComplianceGate(config, client, keys, addresses),
+        gate=ComplianceGate(config, client, keys, addresses, clock),
+        clock=clock,
     )
 
 

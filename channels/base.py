@@ -206,6 +206,10 @@ class OutboundMessage:
     subject: str = ""
     references: tuple[str, ...] = ()
     unsubscribe_url: str = ""
+    #: Which offer of choices ``buttons`` are (``bot.render.OfferedChoices``): a channel whose
+    #: buttons come back to us (Telegram) sends it with them, so a press on an older message
+    #: is told apart from one on the current offer. ``None``: no offer stands behind them.
+    offer_id: str | None = None
 
     def to_json(self) -> str:
         """Serialise for the outbound queue."""
@@ -226,6 +230,7 @@ class OutboundMessage:
                 "subject": self.subject,
                 "references": list(self.references),
                 "unsubscribe_url": self.unsubscribe_url,
+                "offer_id": self.offer_id,
             },
             ensure_ascii=False,
         )

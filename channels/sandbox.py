@@ -46,6 +46,8 @@ class OutboxEntry:
     buttons: list[dict[str, str]]
     conversation_id: str
     sent_at: datetime
+    #: The offer the buttons belong to (Telegram's ``callback_data`` carries it), if any.
+    offer_id: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -58,6 +60,7 @@ class OutboxEntry:
             "buttons": self.buttons,
             "conversation_id": self.conversation_id,
             "sent_at": self.sent_at.isoformat(),
+            "offer_id": self.offer_id,
         }
 
 
@@ -87,6 +90,7 @@ class SandboxOutbox:
                 "buttons": json.dumps([{"title": b.title, "payload": b.payload} for b in message.buttons]),
                 "conversation_id": message.conversation_id,
                 "sent_at": utcnow().isoformat(),
+                "offer_id": message.offer_id or "",
             },
             maxlen=OUTBOX_MAXLEN,
             approximate=True,
@@ -123,6 +127,7 @@ class SandboxOutbox:
                     buttons=json.loads(fields["buttons"]),
                     conversation_id=fields["conversation_id"],
                     sent_at=datetime.fromisoformat(fields["sent_at"]),
+                    offer_id=fields.get("offer_id") or None,
                 )
             )
         return entries[-limit:]

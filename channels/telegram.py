@@ -6,8 +6,10 @@ import asyncio
 import hashlib
 import hmac
 import html
+import re
 import threading
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -53,24 +55,45 @@ class _EventLoopThread:
 MAX_TEXT = 4096
 
 
-def button_data(index: int) -> str:
-    """The ``callback_data`` of the ``index``-th button (0-based): a position, never a payload,
-    so nothing the server acts on comes from the client."""
-    return f"c{index + 1}"
+#: An offer id as ``bot.render.OfferedChoices`` makes them (8 url-safe characters); a little
+#: slack either way, never a ``.``, so ``c<position>.<offer id>`` stays within 64 bytes.
+OFFER_ID = re.compile(r"[A-Za-z0-9_-]{6,16}")
+_BUTTON_DATA = re.compile(rf"c([1-9][0-9]?)\.({OFFER_ID.pattern})")
 
 
-def button_index(data: str) -> int | None:
-    """Inverse of :func:`button_data`; ``None`` for data we never send."""
-    if len(data) <= 3 and data.startswith("c") and data[1:].isdigit() and data[1] != "0":
-        return int(data[1:]) - 1
-    return None
+@dataclass(frozen=True)
+class ButtonPress:
+    """What a button's ``callback_data`` says: its position (0-based) in the offer it belongs to."""
+
+    index: int
+    offer_id: str
+
+
+def button_data(index: int, offer_id: str | None) -> str:
+    """The ``callback_data`` of the ``index``-th button (0-based) of offer ``offer_id``, e.g.
+    ``c2.k3J9xQab``: a position and an opaque id, never a payload, so nothing the server acts
+    on comes from the client, and a press on an older keyboard is told from one on the
+    current. Without an offer, the position alone, which is never acted on."""
+    if offer_id is None:
+        return f"c{index + 1}"
+    if not OFFER_ID.fullmatch(offer_id):
+        raise ValueError(f"not an offer id: {offer_id!r}")
+    return f"c{index + 1}.{offer_id}"
+
+
+def read_button_data(data: str) -> ButtonPress | None:
+    """Inverse of :func:`button_data`; ``None`` for data without an offer id or that we never
+    send (the client can put anything there)."""
+    match = _BUTTON_DATA.fullmatch(data) if isinstance(data, str) else None
+    return ButtonPress(int(match[1]) - 1, match[2]) if match else None
 
 
 class TelegramChannel(Channel):
     """The Telegram adapter; ``bot_token`` is only needed to send.
 
     Texts go out in HTML parse mode with every fragment escaped; choices as an inline
-    keyboard whose buttons carry only their position. Sending is paced per chat and per bot.
+    keyboard whose buttons carry only their position and the offer's id. Sending is paced
+    per chat and per bot.
     """
 
     name = "telegram"
@@ -197,7 +220,7 @@ class TelegramChannel(Channel):
         markup = None
         if message.buttons:
             markup = InlineKeyboardMarkup(
-                [[InlineKeyboardButton(b.title[:64], callback_data=button_data(n))]
+                [[InlineKeyboardButton(b.title[:64], callback_data=button_data(n, message.offer_id))]
                  for n, b in enumerate(message.buttons)]
             )  # fmt: skip
         text = html.escape(message.text[:MAX_TEXT], quote=False)

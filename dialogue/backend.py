@@ -88,12 +88,16 @@ class DialogueBackend(Protocol):
         """Put the conversation in the agents' queue with a reason."""
         ...
 
-    def mark_wrong_party(self, account_id: str | None, channel: str, address: str) -> None:
-        """This address does not reach the account holder: never contact it again."""
+    def mark_wrong_party(
+        self, account_id: str | None, channel: str, address: str, message_id: str = ""
+    ) -> None:
+        """This address does not reach the account holder: never contact it again, except the
+        one closing reply to ``message_id`` (the message that said so)."""
         ...
 
-    def opt_out(self, account_id: str | None, channel: str, address: str) -> None:
-        """The person asked for no more messages on this channel."""
+    def opt_out(self, account_id: str | None, channel: str, address: str, message_id: str = "") -> None:
+        """The person asked for no more messages on this channel (in ``message_id``, which
+        gets the one confirmation)."""
         ...
 
     def set_preference(self, account_id: str, name: str, value: str) -> None:
@@ -108,10 +112,33 @@ class DialogueBackend(Protocol):
         """A request for a person to call back (phone or video) at a preferred time."""
         ...
 
+    def raise_crisis(
+        self,
+        account_id: str | None,
+        conversation_id: str,
+        *,
+        channel: str,
+        address: str,
+        language: str,
+        text: str,
+        message_id: str = "",
+    ) -> str:
+        """A sign of crisis: escalate at the top priority, pause collection, and return what to
+        say (sorry, you matter, the crisis line of the person's country, a person will reach out;
+        nothing about a debt)."""
+        ...
+
     def create_plan(
-        self, account_id: str, conversation_id: str, plan: Plan | Settlement, *, kind: str = "plan"
+        self,
+        account_id: str,
+        conversation_id: str,
+        plan: Plan | Settlement,
+        *,
+        kind: str = "plan",
+        channel: str = "",
     ) -> CreatedPlan:
-        """Store an agreed plan (or settlement), build its payment link and announce it to the creditor."""
+        """Store an agreed plan (or settlement) with the ``channel`` it was agreed on (its
+        reminders go there), build its payment link and announce it to the creditor."""
         ...
 
 

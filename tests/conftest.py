@@ -1,4 +1,9 @@
-"""Shared fixtures: a real Redis server, configurations, the trained model, a Rasa stack."""
+"""Shared fixtures: a real Redis server, configurations, the trained model, a Rasa stack.
+
+Under CI (``CI=true``) a skipped test fails the run: every test must run there, and one that
+skips because a tool is missing (Chromium, dovecot, openssl: ``scripts/system-packages``
+installs them) says so in its failure.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +12,27 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 import yaml
+from _pytest.reports import CollectReport, TestReport
+from hypothesis import settings as hypothesis_settings
 
 from bot.config import Config, load_config
 
-#: The Twilio stand-in fixture (``fake_twilio``), shared by channel and end-to-end tests.
-pytest_plugins = ["tests.fakes.plugin", "tests.fakes.dovecot"]
+#: The Twilio stand-in fixture (``fake_twilio``), shared by channel and end-to-end tests;
+#: ``pytester`` runs small pytest sessions (the CI rule below is tested with it).
+pytest_plugins = ["tests.fakes.plugin", "tests.fakes.dovecot", "pytester"]
+
+# Property tests explore new examples on every developer run; under CI the same examples every
+# time, so a red build is always reproducible from its log.
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+    hypothesis_settings.load_profile("ci")
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT.parent / "shared" / "specs"
@@ -29,6 +43,49 @@ TEST_SECRETS = {
     "DEBTBOT_SECRET_KEY": "test-secret-key",
     "EMAIL_WEBHOOK_SECRET": "test-email-secret",
 }
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "clock: an e2e test on the set clock that must pass at 03:00 and at 15:00 New York time "
+        "(make test runs it at both; DEBTBOT_TEST_CLOCK)",
+    )
+
+
+def under_ci() -> bool:
+    """``CI`` is set to true (GitHub, GitLab and most CI services set ``CI=true``)."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def _skip_reason(report: TestReport | CollectReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return str(longrepr)
+
+
+def _fail_skip_under_ci(report: TestReport | CollectReport) -> None:
+    if under_ci() and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = (
+            f"skipped under CI=true, where every test must run (a missing tool: run "
+            f"scripts/system-packages): {_skip_reason(report)}"
+        )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
+    """Under CI, a test (or its fixture) that skips fails instead."""
+    outcome = yield
+    _fail_skip_under_ci(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, Any, None]:
+    """Under CI, a module that skips itself as a whole fails instead."""
+    outcome = yield
+    _fail_skip_under_ci(outcome.get_result())
 
 
 def free_port() -> int:

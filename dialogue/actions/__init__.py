@@ -1,7 +1,8 @@
 """Custom actions served by the action server (``python -m bot.action_server``)."""
 
+from dialogue.actions.care import ActionCrisis
 from dialogue.actions.fallback import ActionDefaultAskAffirmation
-from dialogue.actions.language import ActionSetLanguage
+from dialogue.actions.language import ActionReadMessage
 from dialogue.actions.plans import (
     ActionAcceptSettlement,
     ActionAskPlanOffer,
@@ -35,19 +36,20 @@ __all__ = [
     "ActionChangeChannel",
     "ActionChangeLanguage",
     "ActionCreatePlan",
+    "ActionCrisis",
     "ActionDefaultAskAffirmation",
     "ActionDisclose",
     "ActionFlagHardship",
     "ActionHandoff",
     "ActionOptOut",
     "ActionPayInFull",
+    "ActionReadMessage",
     "ActionRecordCallback",
     "ActionRecordDispute",
     "ActionRecordPaymentClaim",
     "ActionRememberRequest",
     "ActionSessionStart",
     "ActionSetContactTime",
-    "ActionSetLanguage",
     "ActionShareResources",
     "ActionWrongPerson",
     "ValidateAlreadyPaidForm",

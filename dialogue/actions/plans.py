@@ -242,7 +242,8 @@ class ActionCreatePlan(Action):
             # Agreed yesterday, confirmed today: the first date left the window. Ask again.
             dispatcher.utter_message(response="utter_plan_change")
             return reset
-        created = store.create_plan(account.account_id, tracker.sender_id, plan)
+        # Its reminders go where the person agreed it.
+        created = store.create_plan(account.account_id, tracker.sender_id, plan, channel=who(tracker).channel)
         schedule = describe_schedule(plan, who(tracker).language, account.country)
         dispatcher.utter_message(
             response="utter_plan_created", link=created.payment_link, plan_schedule=schedule
@@ -268,7 +269,9 @@ class ActionPayInFull(Action):
         store = backend()
         balance = format_money(account.balance, account.currency, identity.language, account.country)
         full = Settlement(amount=account.balance, currency=account.currency, percent=Decimal(100))
-        created = store.create_plan(account.account_id, tracker.sender_id, full, kind="full")
+        created = store.create_plan(
+            account.account_id, tracker.sender_id, full, kind="full", channel=identity.channel
+        )
         dispatcher.utter_message(
             response="utter_pay_in_full_link", balance=balance, link=created.payment_link
         )
@@ -302,7 +305,9 @@ class ActionAcceptSettlement(Action):
         if offer is None:
             dispatcher.utter_message(response="utter_settlement_declined")
             return []
-        created = store.create_plan(account.account_id, tracker.sender_id, offer, kind="settlement")
+        created = store.create_plan(
+            account.account_id, tracker.sender_id, offer, kind="settlement", channel=identity.channel
+        )
         dispatcher.utter_message(
             response="utter_settlement_created",
             settlement=format_money(offer.amount, offer.currency, identity.language, account.country),

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import ActionExecuted, EventType, SlotSet, UserUtteranceReverted
 from rasa_sdk.executor import CollectingDispatcher
 
 from dialogue.actions.common import LANGUAGES, backend, entity, latest_text, who
+from dialogue.opt_out import CONFIDENT, OptOutDecision, decide
 from dialogue.parsing import ContactWindow, parse_contact_window
 
 #: Words for channels, in both languages, and the channel each means.
@@ -55,8 +57,60 @@ def language_from(text: str, hint: str | None) -> str | None:
     return None
 
 
+def _intent(tracker: Tracker) -> tuple[str | None, float]:
+    intent = tracker.latest_message.get("intent") or {}
+    return intent.get("name"), float(intent.get("confidence") or 0.0)
+
+
+def _pressed(tracker: Tracker) -> bool:
+    """The latest message is a button's payload ("/opt_out"), not words: as clear as it gets."""
+    return latest_text(tracker).startswith("/")
+
+
+def _message_id(tracker: Tracker) -> str:
+    metadata: dict[str, Any] = tracker.latest_message.get("metadata") or {}
+    return str(metadata.get("external_id") or "")
+
+
+#: Intents that are never "what the person asked" to carry on with after a clarifying
+#: question: the ones that silence someone, and the fallbacks.
+_NOT_CARRIED_ON = frozenset({"opt_out", "wrong_person", "nlu_fallback", "out_of_scope", "crisis"})
+#: Below this, the runner-up intent is a guess too weak to act on.
+_CARRY_ON_CONFIDENCE = 0.1
+
+
+def carry_on(tracker: Tracker) -> list[EventType]:
+    """Hand the latest message back to the dialogue as its best other reading, so the bot goes
+    on with what the person asked (Rasa's own two-stage fallback does the same: revert the
+    message, listen, and utter it again with the chosen intent)."""
+    message = tracker.latest_message
+    ranking = [
+        r for r in message.get("intent_ranking") or []
+        if r.get("name") not in _NOT_CARRIED_ON and float(r.get("confidence") or 0.0) >= _CARRY_ON_CONFIDENCE
+    ]  # fmt: skip
+    if not ranking:
+        return []
+    chosen = {"name": ranking[0]["name"], "confidence": 1.0}
+    parse_data = {**message, "intent": chosen, "intent_ranking": [chosen]}
+    return [
+        UserUtteranceReverted(),
+        ActionExecuted("action_listen"),
+        {
+            "event": "user",
+            "timestamp": time.time(),
+            "text": message.get("text"),
+            "parse_data": parse_data,
+            "input_channel": tracker.get_latest_input_channel(),
+            "metadata": message.get("metadata") or {},
+        },
+    ]
+
+
 class ActionWrongPerson(Action):
-    """Marks the address as not reaching the account holder: never contacted about it again."""
+    """Marks the address as not reaching the account holder: never contacted about it again.
+
+    Silencing someone for good needs a confident reading: a button, a "yes" to the question,
+    or a confident intent; otherwise one question, with the person's own answer to follow."""
 
     def name(self) -> str:
         return "action_wrong_person"
@@ -64,13 +118,21 @@ class ActionWrongPerson(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
+        intent, confidence = _intent(tracker)
+        if not (_pressed(tracker) or intent == "affirm" or confidence >= CONFIDENT):
+            return [SlotSet("wrong_person_asked", True)]  # the rules ask the question
         identity = who(tracker)
-        backend().mark_wrong_party(identity.account_id, identity.channel, identity.address)
-        return [SlotSet("verified", False)]
+        backend().mark_wrong_party(
+            identity.account_id, identity.channel, identity.address, _message_id(tracker)
+        )
+        # The one closing message: no name, no debt (the worker lets it through to a wrong party).
+        dispatcher.utter_message(response="utter_wrong_person")
+        return [SlotSet("verified", False), SlotSet("wrong_person_asked", False)]
 
 
 class ActionOptOut(Action):
-    """No more messages on this channel; the one confirmation is the rule's response."""
+    """No more messages on this channel, with one confirmation, when the person clearly asks;
+    otherwise one clarifying question and the bot carries on with what they asked."""
 
     def name(self) -> str:
         return "action_opt_out"
@@ -78,9 +140,16 @@ class ActionOptOut(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        identity = who(tracker)
-        backend().opt_out(identity.account_id, identity.channel, identity.address)
-        return []
+        intent, confidence = _intent(tracker)
+        text = latest_text(tracker)
+        decision = OptOutDecision.OPT_OUT if _pressed(tracker) else decide(text, intent, confidence)
+        if decision is OptOutDecision.OPT_OUT:
+            identity = who(tracker)
+            backend().opt_out(identity.account_id, identity.channel, identity.address, _message_id(tracker))
+            dispatcher.utter_message(response="utter_opt_out_confirmed")
+            return []
+        dispatcher.utter_message(response="utter_ask_confirm_opt_out")
+        return carry_on(tracker)
 
 
 class ActionChangeChannel(Action):

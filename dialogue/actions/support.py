@@ -151,7 +151,23 @@ class ActionRecordCallback(Action):
         identity = who(tracker)
         when = str(tracker.get_slot("callback_time") or "")
         how = str(tracker.get_slot("callback_format") or "phone")
+        # Why a call helps ("I can't read very well") travels with the request to the agent.
+        reasons = screened_concerns(tracker)
+        detail = f"{how}: {when}" + (f" (signs: {', '.join(reasons)})" if reasons else "")
         store = backend()
         store.record_callback(identity.account_id, identity.conversation_id, when, how)
-        store.flag_for_agent(identity.account_id, identity.conversation_id, "callback", f"{how}: {when}")
+        store.flag_for_agent(identity.account_id, identity.conversation_id, "callback", detail)
         return []
+
+
+def screened_concerns(tracker: Tracker, last_messages: int = 6) -> list[str]:
+    """The signs of vulnerability the worker's safety screen saw in the person's recent
+    messages (``metadata.screen.concerns``), oldest first, each once."""
+    seen: dict[str, None] = {}
+    users = [e for e in tracker.events if e.get("event") == "user"][-last_messages:]
+    for event in users:
+        screen = (event.get("metadata") or {}).get("screen")
+        if isinstance(screen, dict):
+            for concern in screen.get("concerns") or ():
+                seen[str(concern)] = None
+    return list(seen)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from phonenumbers import timezone as phone_timezone
 
 from bot.compliance import (
+    KEEP_CONTACT_HOURS,
     PAUSE_REASONS,
     AddressState,
     ContactRules,
@@ -668,9 +669,22 @@ def test_a_proactive_follow_up_within_the_reply_window_goes_at_any_hour(
     debtor = Debtor(
         "acc", timezone="America/Los_Angeles", last_inbound_at=now - timedelta(minutes=minutes_ago)
     )
-    decision = gate(now, debtor=debtor, message=sms(kind="reminder"))
+    decision = gate(now, debtor=debtor, message=sms(kind="follow_up"))
     assert (decision.verdict, decision.rule) == (verdict, rule)
     assert decision.text.endswith(SMS_STOP)
+
+
+@pytest.mark.parametrize("kind", ["opener", "reminder", "missed_payment"])
+@pytest.mark.parametrize("minutes_ago", [0, 3, 30])
+def test_openers_and_payment_reminders_keep_contact_hours_even_right_after_the_person_wrote(
+    kind: str, minutes_ago: int
+) -> None:
+    now = local("America/New_York", 2026, 6, 10, 4, 26)
+    debtor = Debtor("acc", timezone="America/New_York", last_inbound_at=now - timedelta(minutes=minutes_ago))
+    decision = gate(now, debtor=debtor, message=sms(kind=kind, verified=kind != "opener"))
+    assert (decision.verdict, decision.rule) == (Verdict.DEFER, "quiet_hours")
+    assert decision.until == local("America/New_York", 2026, 6, 10, 8, 0)
+    assert {"opener", "reminder", "missed_payment"} == KEEP_CONTACT_HOURS
 
 
 def test_the_reply_window_does_not_lift_caps_or_stops() -> None:

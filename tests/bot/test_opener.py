@@ -11,7 +11,7 @@ from bot.accounts import AccountStore
 from bot.errors import InvalidRequest
 from bot.opener import opener_address, telegram_invitation
 from bot.services import build_services
-from tests.conftest import ROOT, ConfigFactory
+from tests.conftest import ROOT, TEST_SECRETS, ConfigFactory
 
 
 @pytest.fixture
@@ -75,3 +75,36 @@ def test_an_sms_opener_with_its_invitation_is_one_text_and_proactive(
     [message] = send_opener(services, "ACC-1001", "sms")
     assert message.text.startswith("Hola, Maria") and "https://t.me/northwind_help_bot?start=" in message.text
     assert message.proactive and message.kind == "opener" and message.language == "es"
+
+
+#: A question about how the person is, in English and in Spanish.
+_ASKS_HOW = {
+    "en": re.compile(r"\bhow (are|is|have|'s)\b[^?]*\?", re.IGNORECASE),
+    "es": re.compile(r"¿\s*(cómo|qué tal)\b[^?]*\?", re.IGNORECASE),
+}
+
+
+def _default_wordings() -> list[tuple[str, str, str, str]]:
+    from bot.config import _default_openers, load_config
+
+    shipped = load_config(ROOT / "config.yaml", dict(TEST_SECRETS))
+    rows = [
+        ("config.yaml", str(lang), v.id, v.text) for lang, vs in shipped.outreach.openers.items() for v in vs
+    ]
+    rows += [("bot/config.py", lang, v.id, v.text) for lang, vs in _default_openers().items() for v in vs]
+    return rows
+
+
+@pytest.mark.parametrize(("source", "language", "variant", "text"), _default_wordings())
+def test_every_default_opener_wording_asks_how_the_person_is(
+    source: str, language: str, variant: str, text: str
+) -> None:
+    assert _ASKS_HOW[language].search(text), (
+        f"{source}: opener {language}/{variant} never asks how the person is"
+    )
+
+
+def test_the_default_openers_cover_both_languages() -> None:
+    assert {(source, language) for source, language, _, _ in _default_wordings()} == {
+        (source, language) for source in ("config.yaml", "bot/config.py") for language in ("en", "es")
+    }

@@ -13,6 +13,7 @@ import pytest
 import redis
 
 from bot.accounts import Account
+from bot.clock import Clock
 from bot.compliance import Decision
 from bot.config import OpenerVariant
 from bot.outreach import OUTREACH, OutreachHandler, choose_variant, shard_of
@@ -35,7 +36,8 @@ class Sent:
 
 @pytest.fixture
 def services(make_config: ConfigFactory, redis_client: redis.Redis) -> Services:
-    return build_services(make_config(), redis_client)
+    # A set clock: no test here depends on when it runs.
+    return build_services(make_config(), redis_client, Clock(datetime(2026, 11, 24, 10, 0, tzinfo=NY)))
 
 
 def account(n: int, **fields: object) -> Account:
@@ -48,9 +50,9 @@ def account(n: int, **fields: object) -> Account:
 
 
 def handler_at(services: Services, sent: Sent, local: datetime) -> OutreachHandler:
-    handler = services.outreach_handler(send=sent)
-    handler.clock = lambda: local.astimezone(timezone.utc)
-    return handler
+    """The product's outreach handler, with the product's clock set to ``local``."""
+    services.clock.set(local)
+    return services.outreach_handler(send=sent)
 
 
 def decide(handler: OutreachHandler, account_id: str) -> None:
@@ -221,10 +223,38 @@ def test_a_batch_that_fails_half_way_never_sends_the_first_half_twice(services: 
         if acct.account_id == "A2" and calls.count("A2") == 1:
             raise ConnectionError("Rasa went away")
 
-    handler = services.outreach_handler(send=flaky)
-    handler.clock = lambda: datetime(2026, 11, 24, 10, 0, tzinfo=NY).astimezone(timezone.utc)
+    handler = handler_at(services, Sent(), datetime(2026, 11, 24, 10, 0, tzinfo=NY))
+    handler.send_opener = flaky
     with pytest.raises(ConnectionError):
         handler.contact_many(["A1", "A2", "A3"])
     handler.contact_many(["A1", "A2", "A3"])  # the queue retries the task
     assert calls == ["A1", "A2", "A2", "A3"]
     assert len(services.redis.xrange(services.keys.audit)) == 4  # every decision, the failed one too
+
+
+def test_one_clock_decides_the_gate_the_handler_the_audit_and_the_scheduler(services: Services) -> None:
+    from bot.scheduler import tick
+
+    services.accounts.upsert(account(1))
+    night = datetime(2026, 11, 24, 22, 30, tzinfo=NY)
+    services.clock.set(night)
+    handler = services.outreach_handler(send=Sent())
+    assert handler.clock is services.clock and services.gate.clock is services.clock
+    handler.contact_many(["A1"])  # no time passed in: the product's clock says it is night
+    [(_, score)] = services.redis.zrange(services.keys.outreach_deferred, 0, -1, withscores=True)
+    assert datetime.fromtimestamp(score, timezone.utc) == datetime(2026, 11, 25, 8, 0, tzinfo=NY)
+    [(_, audit)] = services.redis.xrange(services.keys.audit)
+    assert float(audit[b"at"]) == night.timestamp() and audit[b"rule"] == b"quiet_hours"
+    services.gate.record_inbound("A1")
+    assert (
+        float(services.redis.hget(services.keys.account_state("A1"), "last_inbound_at") or 0)
+        == night.timestamp()
+    )
+
+    services.clock.set(datetime(2026, 11, 25, 7, 59, tzinfo=NY))
+    assert tick(services) == (0, None)
+    services.clock.advance(timedelta(minutes=1))
+    assert tick(services) == (1, None)
+    assert services.redis.zcard(services.keys.outreach_deferred) == 0
+    [key] = services.outreach_queue.pending_keys()
+    assert json.loads(services.outreach_queue.unhandled(key)[0].payload)["account_id"] == "A1"

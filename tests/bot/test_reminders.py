@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from bot.accounts import Account
 from bot.cli import main
+from bot.clock import Clock
 from bot.compliance import Decision, Outgoing
 from bot.opener import send_reminder
 from bot.outreach import OutreachHandler
@@ -31,7 +32,14 @@ DUES = ["2026-12-01", "2027-01-01", "2027-02-01"]
 
 @pytest.fixture
 def services(make_config: ConfigFactory, redis_client: redis.Redis) -> Services:
-    services = build_services(make_config(), redis_client)
+    return with_plan(
+        build_services(make_config(), redis_client, Clock(datetime(2026, 11, 28, 10, 0, tzinfo=NY)))
+    )
+
+
+def with_plan(services: Services, **plan_fields: object) -> Services:
+    """Lucía (Spanish, New York, a phone and an email) with plan p1 (agreed long ago unless
+    ``plan_fields`` say otherwise)."""
     services.accounts.upsert(
         Account(
             account_id="A1",
@@ -41,28 +49,32 @@ def services(make_config: ConfigFactory, redis_client: redis.Redis) -> Services:
             creditor="Acme",
             language="es",
             phone="+12025550111",
+            email="lucia@example.com",
             timezone="America/New_York",
         )
     )
     plan = {"currency": "USD", "payment_link": "https://pay.example.com/A1/p1",
-            "instalments": [{"due": d, "amount": "50.00", "down_payment": False} for d in DUES]}  # fmt: skip
-    redis_client.set(services.keys.plan("p1"), json.dumps(plan))
-    redis_client.rpush(services.keys.account_plans("A1"), "p1")
+            "instalments": [{"due": d, "amount": "50.00", "down_payment": False} for d in DUES],
+            **plan_fields}  # fmt: skip
+    services.redis.set(services.keys.plan("p1"), json.dumps(plan))
+    services.redis.rpush(services.keys.account_plans("A1"), "p1")
     return services
 
 
 class Reminded:
     def __init__(self) -> None:
         self.sent: list[tuple[str, str]] = []
+        self.channels: list[str] = []
 
     def __call__(self, account: Account, channel: str, address: str, kind: str, decision: Decision) -> None:
         self.sent.append((kind, decision.text))
+        self.channels.append(channel)
 
 
 def at(services: Services, local: datetime, reminded: Reminded) -> OutreachHandler:
-    handler = services.outreach_handler(send=lambda *args: None, remind=reminded)
-    handler.clock = lambda: local.astimezone(timezone.utc)
-    return handler
+    """The product's outreach handler, with the product's clock set to ``local``."""
+    services.clock.set(local)
+    return services.outreach_handler(send=lambda *args: None, remind=reminded)
 
 
 def visit(handler: OutreachHandler) -> None:
@@ -118,8 +130,7 @@ def test_at_night_a_reminder_waits_for_the_morning(services: Services) -> None:
 
 
 def test_the_queued_reminder_passes_the_gate_again_and_is_sent(services: Services) -> None:
-    handler = services.outreach_handler(send=lambda *args: None)
-    handler.clock = lambda: datetime.now(timezone.utc)
+    services.clock.set(datetime(2026, 11, 28, 10, 0, tzinfo=NY))  # inside contact hours
     decision = services.gate.decide(
         services.accounts.get("A1"), "sms", "+12025550111",
         Outgoing(channel="sms", text="Recordatorio.", language="es", proactive=True, verified=True,
@@ -135,12 +146,9 @@ def test_the_queued_reminder_passes_the_gate_again_and_is_sent(services: Service
     OutboundHandler(channels=services.channels, addresses=services.addresses, deliveries=services.deliveries,
                     gate=services.gate, accounts=services.accounts)(entry)  # fmt: skip
     record = services.deliveries.get(message.outbox_id)
-    assert record is not None  # sent, or withheld by the hour with the rule recorded
-    if record.error_code:
-        assert record.error_code.startswith("compliance:")
-    else:
-        [sent] = services.outbox.read()
-        assert sent.text.count("Esta es una comunicación de un cobrador de deudas") == 1
+    assert record is not None and not record.error_code
+    [sent] = services.outbox.read()
+    assert sent.text.count("Esta es una comunicación de un cobrador de deudas") == 1
 
 
 def test_the_payments_import_names_each_bad_line(tmp_path: Path, redis_url: str, services: Services) -> None:
@@ -192,3 +200,115 @@ def test_a_long_spanish_reminder_leaves_as_one_text_with_the_statement_once(serv
     message = OutboundMessage.from_json(entry.payload)
     assert message.text.count("Esta es una comunicación de un cobrador de deudas") == 1
     assert message.text.count("Responda ALTO") == 1
+
+
+# --- when and where reminders go (issue 13) ----------------------------------------------------
+
+
+def agreed(services: Services, local: datetime, channel: str = "sms") -> Services:
+    """Plan p1 as agreed at ``local`` on ``channel`` (replacing the fixture's)."""
+    services.redis.delete(services.keys.account_plans("A1"))
+    return with_plan(services, created_at=local.astimezone(timezone.utc).isoformat(), channel=channel)
+
+
+def link_telegram(services: Services, chat: str = "5550111") -> None:
+    token = services.links.issue("A1")
+    assert services.links.redeem(token, chat) == "A1"
+
+
+def test_no_reminder_within_a_day_of_the_plan_being_agreed_then_one_in_contact_hours(
+    services: Services,
+) -> None:
+    agreed(services, datetime(2026, 11, 28, 9, 57, tzinfo=NY))
+    reminded = Reminded()
+    visit(at(services, datetime(2026, 11, 28, 10, 0, tzinfo=NY), reminded))  # three minutes later
+    assert reminded.sent == []
+    # Kept for the end of the quiet period, not dropped.
+    [(_, score)] = services.redis.zrange(services.keys.outreach_deferred, 0, -1, withscores=True)
+    assert datetime.fromtimestamp(score, timezone.utc) == datetime(2026, 11, 29, 9, 57, tzinfo=NY)
+    visit(at(services, datetime(2026, 11, 29, 9, 56, tzinfo=NY), reminded))
+    assert reminded.sent == []
+    visit(at(services, datetime(2026, 11, 29, 9, 57, tzinfo=NY), reminded))
+    assert [kind for kind, _ in reminded.sent] == ["reminder"]
+
+
+def test_after_the_quiet_period_a_reminder_at_night_still_waits_for_contact_hours(services: Services) -> None:
+    agreed(services, datetime(2026, 11, 27, 4, 23, tzinfo=NY))
+    reminded = Reminded()
+    visit(at(services, datetime(2026, 11, 28, 4, 26, tzinfo=NY), reminded))
+    assert reminded.sent == []
+    [(_, score)] = services.redis.zrange(services.keys.outreach_deferred, 0, -1, withscores=True)
+    assert datetime.fromtimestamp(score, timezone.utc) == datetime(2026, 11, 28, 8, 0, tzinfo=NY)
+
+
+def test_the_quiet_period_after_a_plan_is_configurable(
+    make_config: ConfigFactory, redis_client: redis.Redis
+) -> None:
+    config = make_config(outreach={"first_reminder_after_hours": 2})
+    assert make_config().outreach.first_reminder_after_hours == 24  # the default
+    services = build_services(config, redis_client, Clock(datetime(2026, 11, 28, 10, 0, tzinfo=NY)))
+    agreed(services, datetime(2026, 11, 28, 9, 0, tzinfo=NY))
+    reminded = Reminded()
+    visit(at(services, datetime(2026, 11, 28, 10, 59, tzinfo=NY), reminded))
+    assert reminded.sent == []
+    visit(at(services, datetime(2026, 11, 28, 11, 0, tzinfo=NY), reminded))
+    assert [kind for kind, _ in reminded.sent] == ["reminder"]
+
+
+@pytest.mark.parametrize("value", [-1, 24 * 15, "a day"])
+def test_a_bad_quiet_period_stops_start_up_naming_the_key(make_config: ConfigFactory, value: object) -> None:
+    from bot.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"outreach\.first_reminder_after_hours"):
+        make_config(outreach={"first_reminder_after_hours": value})
+
+
+def test_a_reminder_right_after_the_person_wrote_still_keeps_contact_hours(services: Services) -> None:
+    # The plan was agreed long ago; the person wrote three minutes ago, at 04:23 their time.
+    services.gate.record_inbound("A1", at=datetime(2026, 11, 28, 4, 23, tzinfo=NY).timestamp())
+    reminded = Reminded()
+    visit(at(services, datetime(2026, 11, 28, 4, 26, tzinfo=NY), reminded))
+    assert reminded.sent == []
+    [(_, fields)] = services.redis.xrange(services.keys.audit)
+    assert fields[b"verdict"] == b"defer" and fields[b"rule"] == b"quiet_hours"
+
+
+def test_a_reminder_goes_on_the_channel_the_plan_was_agreed_on(services: Services) -> None:
+    agreed(services, datetime(2026, 11, 20, 15, 0, tzinfo=NY), channel="telegram")
+    link_telegram(services)
+    reminded = Reminded()
+    visit(at(services, datetime(2026, 11, 28, 10, 0, tzinfo=NY), reminded))
+    assert reminded.channels == ["telegram"]
+    [(kind, text)] = reminded.sent
+    assert kind == "reminder" and not text.endswith("Responda ALTO para no recibir más mensajes.")
+
+
+@pytest.mark.parametrize(
+    ("plan_channel", "preferred", "telegram_linked", "sms_opted_out", "expected"),
+    [
+        ("telegram", b"email", False, False, "email"),  # no chat to reach: the preferred channel
+        ("", b"email", True, False, "email"),  # a plan from before channels were recorded
+        ("email", None, True, False, "email"),
+        ("sms", b"telegram", True, True, "telegram"),  # opted out of texts: the preferred one
+        ("sms", None, True, True, "email"),  # then outreach.channel_order (sms, email, telegram)
+        ("", None, True, False, "sms"),
+    ],
+)
+def test_without_the_plans_channel_a_reminder_falls_back_to_the_preferred_channel_then_the_order(
+    services: Services,
+    plan_channel: str,
+    preferred: bytes | None,
+    telegram_linked: bool,
+    sms_opted_out: bool,
+    expected: str,
+) -> None:
+    agreed(services, datetime(2026, 11, 20, 15, 0, tzinfo=NY), channel=plan_channel)
+    if preferred is not None:
+        services.redis.hset(services.keys.account_state("A1"), "pref:channel", preferred)
+    if telegram_linked:
+        link_telegram(services)
+    if sms_opted_out:
+        services.addresses.opt_out("sms", "+12025550111")
+    reminded = Reminded()
+    visit(at(services, datetime(2026, 11, 28, 10, 0, tzinfo=NY), reminded))
+    assert reminded.channels == [expected]

@@ -3,11 +3,17 @@ a number in answer picks the choice it names."""
 
 from __future__ import annotations
 
+import json
+import re
+
 import redis
 
+from bot.addresses import address_key
 from bot.render import OfferedChoices, RenderOptions, render_replies, split_to_length
 from bot.store import Keys
+from channels.base import OutboundMessage
 from channels.sms_text import segments
+from channels.telegram import button_data
 from dialogue.rasa_client import BotReply
 
 JAMES = "+12025550143"
@@ -92,10 +98,77 @@ def test_split_to_length_cuts_a_single_huge_word_hard() -> None:
     assert split_to_length("x" * 10, 4) == ["xxxx", "xxxx", "xx"]
 
 
-def test_a_button_press_is_resolved_only_for_a_button_on_offer(redis_client: redis.Redis[bytes]) -> None:
+PAY = BotReply(
+    text="How would you like to go on?",
+    buttons=(("Pay in full", "/pay_in_full"), ("A payment plan", "/plan")),
+)
+PLANS = BotReply(text="Here are some plans that fit:\n1. $20 a week\n2. $40 a fortnight",
+                 buttons=(("1", "1"), ("2", "2")))  # fmt: skip
+
+
+def test_a_press_on_the_current_keyboard_gives_its_payload(redis_client: redis.Redis[bytes]) -> None:
     choices = OfferedChoices(redis_client, Keys("debtbot"))
-    choices.remember("telegram", "42", [CONFIRM])
-    assert choices.pressed("telegram", "42", 1) == "/deny"
-    assert choices.pressed("telegram", "42", 2) is None
-    assert choices.pressed("telegram", "42", None) is None
-    assert choices.pressed("telegram", "43", 0) is None  # another chat
+    offer = choices.remember("telegram", "42", [CONFIRM])
+    assert offer is not None
+    assert choices.pressed("telegram", "42", button_data(0, offer)) == "/affirm"
+    assert choices.pressed("telegram", "42", button_data(1, offer)) == "/deny"
+
+
+def test_a_press_on_an_older_keyboard_after_a_newer_offer_is_refused(
+    redis_client: redis.Redis[bytes],
+) -> None:
+    choices = OfferedChoices(redis_client, Keys("debtbot"))
+    older = choices.remember("telegram", "42", [PAY])
+    newer = choices.remember("telegram", "42", [PLANS])
+    assert older is not None and newer is not None and older != newer
+    # "Pay in full" was position 1 of the older keyboard: it must not pick plan 1 of the newer.
+    assert choices.pressed("telegram", "42", button_data(0, older)) is None
+    assert choices.pressed("telegram", "42", button_data(0, newer)) == "1"
+
+
+def test_a_keyboard_is_stale_once_an_answer_offers_no_choices(redis_client: redis.Redis[bytes]) -> None:
+    choices = OfferedChoices(redis_client, Keys("debtbot"))
+    offer = choices.remember("telegram", "42", [CONFIRM])
+    assert choices.remember("telegram", "42", [BotReply(text="All set, thank you.")]) is None
+    assert offer is not None and choices.pressed("telegram", "42", button_data(0, offer)) is None
+
+
+def test_a_forged_id_an_out_of_range_position_or_data_without_an_id_is_refused(
+    redis_client: redis.Redis[bytes],
+) -> None:
+    choices = OfferedChoices(redis_client, Keys("debtbot"))
+    offer = choices.remember("telegram", "42", [CONFIRM])
+    assert offer is not None
+    forged = ("A" if offer[0] != "A" else "B") + offer[1:]
+    for data in [button_data(0, forged), button_data(2, offer), "c1", "c2", "/affirm", f"c0.{offer}", "",
+                 f"c1.{offer}.x", f"c1.{offer}\n"]:  # fmt: skip
+        assert choices.pressed("telegram", "42", data) is None, data
+    assert choices.pressed("telegram", "43", button_data(0, offer)) is None  # another chat
+
+
+def test_each_offer_has_a_short_url_safe_id_of_its_own(redis_client: redis.Redis[bytes]) -> None:
+    choices = OfferedChoices(redis_client, Keys("debtbot"))
+    ids = {choices.remember("telegram", "42", [CONFIRM]) for _ in range(50)}
+    assert len(ids) == 50
+    assert all(offer is not None and re.fullmatch(r"[A-Za-z0-9_-]{8}", offer) for offer in ids)
+
+
+def test_choices_remembered_before_offers_had_ids_still_answer_numbers_but_not_presses(
+    redis_client: redis.Redis[bytes],
+) -> None:
+    keys = Keys("debtbot")
+    redis_client.set(keys.choices(address_key("telegram", "42")), json.dumps(["/affirm", "/deny"]))
+    choices = OfferedChoices(redis_client, keys)
+    assert choices.resolve("telegram", "42", "2") == "/deny"
+    assert choices.pressed("telegram", "42", "c1") is None
+
+
+def test_the_offer_id_goes_with_the_last_buttons_only() -> None:
+    messages = render_replies([PAY, BotReply(text="Or:"), CONFIRM, BotReply(text="Take your time.")],
+                              channel="telegram", recipient="42", conversation_id="c", source="t:1",
+                              offer_id="k3J9xQab")  # fmt: skip
+    assert [(m.text, m.offer_id) for m in messages] == [
+        (PAY.text, None), ("Or:", None), (CONFIRM.text, "k3J9xQab"), ("Take your time.", None),
+    ]  # fmt: skip
+    again = OutboundMessage.from_json(messages[2].to_json())
+    assert again.offer_id == "k3J9xQab"  # through the outbound queue

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from channels.base import ChannelAuthError, DeliveryFailed, MalformedRequest, OutboundMessage, WebhookRequest
-from channels.telegram import SECRET_HEADER, TelegramChannel, button_data, button_index
+from channels.telegram import SECRET_HEADER, ButtonPress, TelegramChannel, button_data, read_button_data
 
 SECRET = "tg-secret_123"
 
@@ -75,6 +75,7 @@ def test_callback_query_becomes_a_message_with_its_data(telegram: TelegramChanne
     }  # fmt: skip
     message = telegram.parse(request(body))
     assert message is not None and (message.text, message.sender) == ("/affirm", "42")
+    assert message.kind == "choice" and message.raw["callback_query"]["message"]["message_id"] == 5
 
 
 @pytest.mark.parametrize("body", [b"not json", b"[]", b'{"update_id": "x"}'])
@@ -118,10 +119,24 @@ def test_edited_messages_and_channel_posts_are_ignored(telegram: TelegramChannel
     assert telegram.parse(request(post)) is None
 
 
-def test_button_data_is_a_position_and_anything_else_is_refused() -> None:
-    assert [button_index(button_data(n)) for n in range(3)] == [0, 1, 2]
-    for forged in ["/affirm", "c0", "c", "c999", "x1", "c-1", ""]:
-        assert button_index(forged) is None
+def test_button_data_is_a_position_and_the_offer_id_and_anything_else_is_refused() -> None:
+    assert [button_data(n, "k3J9xQab") for n in range(3)] == ["c1.k3J9xQab", "c2.k3J9xQab", "c3.k3J9xQab"]
+    assert [read_button_data(button_data(n, "k3J9xQab")) for n in (0, 98)] == [
+        ButtonPress(0, "k3J9xQab"), ButtonPress(98, "k3J9xQab"),
+    ]  # fmt: skip
+    for forged in ["/affirm", "c1", "c0.k3J9xQab", "c.k3J9xQab", "c100.k3J9xQab", "x1.k3J9xQab", "c-1.k3J9xQab",
+                   "c1.", "c1.abc", "c1.k3J9 xQab", "c1.k3J9xQab.x", "c\uff11.k3J9xQab", "", "c1." + "a" * 60]:  # fmt: skip
+        assert read_button_data(forged) is None, forged
+
+
+def test_button_data_without_an_offer_is_the_position_alone_which_is_never_read_back() -> None:
+    assert button_data(1, None) == "c2" and read_button_data("c2") is None
+
+
+@pytest.mark.parametrize("offer_id", ["", "k3J9", "k3J9.xQab", "k3J9xQab/", "x" * 17])
+def test_an_offer_id_that_could_break_the_format_or_the_64_bytes_is_refused(offer_id: str) -> None:
+    with pytest.raises(ValueError):
+        button_data(0, offer_id)
 
 
 def test_sending_without_a_token_is_a_permanent_failure(telegram: TelegramChannel) -> None:

@@ -14,10 +14,12 @@ from bot.deliveries import DeliveryLog
 from bot.pipeline import OutboundHandler
 from bot.queues import Entry, RetryLater
 from bot.rate_limits import RedisPacer
+from bot.render import OfferedChoices, render_replies
 from bot.store import Keys
 from channels.base import Button, InboundMessage, OutboundMessage, RateLimited
 from channels.telegram import TelegramChannel
-from tests.fakes.telegram_api import FakeTelegram, callback_update
+from dialogue.rasa_client import BotReply
+from tests.fakes.telegram_api import FakeTelegram, SentMessage, callback_update, iter_buttons
 
 CHAT = "5550001"
 
@@ -27,9 +29,11 @@ def _channel(fake: FakeTelegram, client: redis.Redis[bytes] | None = None) -> Te
     return TelegramChannel(webhook_secret="s", bot_token=fake.token, api_base_url=fake.base_url, pacer=pacer)
 
 
-def _message(text: str, buttons: tuple[Button, ...] = (), outbox_id: str = "o1") -> OutboundMessage:
+def _message(
+    text: str, buttons: tuple[Button, ...] = (), outbox_id: str = "o1", offer_id: str | None = None
+) -> OutboundMessage:
     return OutboundMessage(
-        outbox_id=outbox_id, channel="telegram", recipient=CHAT, text=text, buttons=buttons
+        outbox_id=outbox_id, channel="telegram", recipient=CHAT, text=text, buttons=buttons, offer_id=offer_id
     )
 
 
@@ -42,15 +46,62 @@ def test_text_goes_out_in_html_with_everything_escaped(fake_telegram: FakeTelegr
     assert fake_telegram.invalid_calls == []
 
 
-def test_choices_are_an_inline_keyboard_of_positions(fake_telegram: FakeTelegram) -> None:
+def test_choices_are_an_inline_keyboard_of_positions_and_the_offer_id(fake_telegram: FakeTelegram) -> None:
     buttons = (Button("Yes, set it up", "/affirm"), Button("No, change it", '/deny{"x": "' + "y" * 80 + '"}'))
-    _channel(fake_telegram).send(_message("Shall I set that up for you?", buttons))
+    _channel(fake_telegram).send(_message("Shall I set that up for you?", buttons, offer_id="k3J9xQab"))
     [sent] = fake_telegram.sent
     assert sent.reply_markup is not None
     rows = sent.reply_markup["inline_keyboard"]
     assert [(b["text"], b["callback_data"]) for row in rows for b in row] == [
-        ("Yes, set it up", "c1"), ("No, change it", "c2"),
+        ("Yes, set it up", "c1.k3J9xQab"), ("No, change it", "c2.k3J9xQab"),
     ]  # fmt: skip
+    assert fake_telegram.invalid_calls == []
+
+
+def test_callback_data_fits_64_bytes_and_carries_no_payload_text(
+    fake_telegram: FakeTelegram, redis_client: redis.Redis[bytes]
+) -> None:
+    long_payload = '/choose_plan{"amount": "' + "9" * 200 + '", "every": "week"}'
+    reply = BotReply(
+        text="Which plan?", buttons=tuple((f"Plan {n}", f"{long_payload}{n}") for n in range(1, 13))
+    )
+    offer = OfferedChoices(redis_client, Keys("debtbot")).remember("telegram", CHAT, [reply])
+    [message] = render_replies([reply], channel="telegram", recipient=CHAT, conversation_id="c", source="t:1",
+                               offer_id=offer)  # fmt: skip
+    _channel(fake_telegram).send(message)
+    data = [b["callback_data"] for b in iter_buttons(fake_telegram.sent[0].reply_markup)]
+    assert len(data) == 12 and all(1 <= len(d.encode()) <= 64 for d in data)
+    assert not any(payload in d or d in payload for d in data for _, payload in reply.buttons)
+    assert not any(ch in d for d in data for ch in '/{}" ')
+    assert fake_telegram.invalid_calls == []  # the stand-in checked the keyboard against the Bot API
+
+
+def test_a_press_is_acted_on_only_from_the_keyboard_of_the_current_offer(
+    fake_telegram: FakeTelegram, redis_client: redis.Redis[bytes]
+) -> None:
+    """The defect: "Pay in full" (button 1 of an older keyboard) became plan 1 of a newer offer."""
+    channel, choices = _channel(fake_telegram), OfferedChoices(redis_client, Keys("debtbot"))
+    pay = BotReply(
+        text="How would you like to go on?", buttons=(("Pay in full", "/pay_in_full"), ("A plan", "/plan"))
+    )
+    plans = BotReply(text="Plans:\n1. $20 a week\n2. $40 a fortnight", buttons=(("1", "1"), ("2", "2")))
+    for n, reply in enumerate([pay, plans]):
+        offer = choices.remember("telegram", CHAT, [reply])
+        [message] = render_replies([reply], channel="telegram", recipient=CHAT, conversation_id="c",
+                                   source=f"t:{n}", offer_id=offer)  # fmt: skip
+        channel.send(message)
+    older, newer = fake_telegram.sent
+
+    def press(sent: SentMessage, position: int, update_id: int) -> str | None:
+        data = list(iter_buttons(sent.reply_markup))[position]["callback_data"]
+        message = channel.parse_update(callback_update(update_id, int(CHAT), data, sent.message_id))
+        assert message is not None and message.kind == "choice"
+        assert message.raw["callback_query"]["message"]["message_id"] == sent.message_id
+        return choices.pressed(message.channel, message.sender, message.text)
+
+    assert press(older, 0, 21) is None  # "Pay in full" on the older keyboard: no longer open
+    assert press(newer, 0, 22) == "1"
+    assert press(newer, 1, 23) == "2"
     assert fake_telegram.invalid_calls == []
 
 

@@ -81,10 +81,15 @@ def store(monkeypatch: pytest.MonkeyPatch) -> RecordingBackend:
     return recording
 
 
-def tracker(text: str = "", intent: str = "inform", language: str = "en", **slots: Any) -> Tracker:
+def tracker(
+    text: str = "", intent: str = "inform", language: str = "en", confidence: float = 0.95,
+    ranking: list[dict[str, Any]] | None = None, **slots: Any,
+) -> Tracker:  # fmt: skip
     values = {"account_id": "ACC-1", "channel": "sms", "language": language, **slots}
-    latest = {"text": text, "intent": {"name": intent}, "entities": [],
-              "metadata": {"address": "+13055550191", "account_id": "ACC-1", "channel": "sms"}}  # fmt: skip
+    latest = {"text": text, "intent": {"name": intent, "confidence": confidence}, "entities": [],
+              "intent_ranking": ranking or [{"name": intent, "confidence": confidence}],
+              "metadata": {"address": "+13055550191", "account_id": "ACC-1", "channel": "sms",
+                           "external_id": "SM1"}}  # fmt: skip
     return Tracker("acct-ACC-1", values, latest, [], False, None, {}, "action_listen")
 
 
@@ -260,10 +265,93 @@ def test_resources_come_from_configuration_in_the_conversation_language(store: R
 
 
 def test_wrong_person_and_opt_out_are_recorded_for_the_address(store: RecordingBackend) -> None:
-    run(ActionWrongPerson(), tracker("wrong number", intent="wrong_person"))
-    run(ActionOptOut(), tracker("stop texting me", intent="opt_out"))
-    assert store.called("mark_wrong_party") == [("ACC-1", "sms", "+13055550191")]
-    assert store.called("opt_out") == [("ACC-1", "sms", "+13055550191")]
+    messages, _ = run(ActionWrongPerson(), tracker("wrong number", intent="wrong_person"))
+    assert [m["response"] for m in messages] == ["utter_wrong_person"]
+    messages, _ = run(ActionOptOut(), tracker("stop texting me", intent="opt_out"))
+    assert [m["response"] for m in messages] == ["utter_opt_out_confirmed"]
+    # With the message that asked, so its reply is the one confirmation / closing message.
+    assert store.called("mark_wrong_party") == [("ACC-1", "sms", "+13055550191", "SM1")]
+    assert store.called("opt_out") == [("ACC-1", "sms", "+13055550191", "SM1")]
+
+
+def test_an_unsure_wrong_person_is_asked_not_silenced(store: RecordingBackend) -> None:
+    messages, events = run(
+        ActionWrongPerson(), tracker("wrong number?", intent="wrong_person", confidence=0.2)
+    )
+    assert store.called("mark_wrong_party") == [] and messages == []
+    assert slot_events(events) == {"wrong_person_asked": True}
+    # "yes" to the question, or the button, is as clear as it gets.
+    run(ActionWrongPerson(), tracker("yes", intent="affirm", confidence=0.3))
+    run(ActionWrongPerson(), tracker("/wrong_person", intent="wrong_person", confidence=1.0))
+    assert len(store.called("mark_wrong_party")) == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "ranking"),
+    [
+        (
+            "can you stop the late fees",
+            [{"name": "opt_out", "confidence": 0.6}, {"name": "hardship", "confidence": 0.3}],
+        ),
+        (
+            "please stop adding interest",
+            [{"name": "opt_out", "confidence": 0.7}, {"name": "hardship", "confidence": 0.2}],
+        ),
+        (
+            "stop texting me",
+            [{"name": "opt_out", "confidence": 0.3}, {"name": "hardship", "confidence": 0.2}],
+        ),
+    ],
+)
+def test_stop_words_that_may_not_mean_stop_get_one_question_and_the_bot_carries_on(
+    store: RecordingBackend, text: str, ranking: list[dict[str, Any]]
+) -> None:
+    messages, events = run(
+        ActionOptOut(), tracker(text, intent="opt_out", confidence=ranking[0]["confidence"], ranking=ranking)
+    )
+    assert store.called("opt_out") == []
+    assert [m["response"] for m in messages] == ["utter_ask_confirm_opt_out"]
+    # The message goes back to the dialogue as its best other reading, metadata and all.
+    assert [e["event"] for e in events] == ["rewind", "action", "user"]
+    again = events[2]
+    assert again["parse_data"]["intent"] == {"name": "hardship", "confidence": 1.0}
+    assert again["text"] == text and again["metadata"]["external_id"] == "SM1"
+
+
+def test_an_unsure_opt_out_with_nothing_else_to_go_on_only_asks(store: RecordingBackend) -> None:
+    messages, events = run(ActionOptOut(), tracker("stop", intent="opt_out", confidence=0.3))
+    assert [m["response"] for m in messages] == ["utter_ask_confirm_opt_out"] and events == []
+    assert store.called("opt_out") == []
+
+
+def test_a_crisis_seen_by_the_nlu_is_answered_escalated_and_marks_the_conversation(
+    store: RecordingBackend,
+) -> None:
+    from dialogue.actions.care import ActionCrisis
+
+    messages, events = run(ActionCrisis(), tracker("nobody would miss me", intent="crisis"))
+    [(account, conversation)] = [args for args in store.called("raise_crisis")]
+    assert (account, conversation) == ("ACC-1", "acct-ACC-1")
+    assert slot_events(events)["vulnerable"] is True and len(messages) == 1
+
+
+def test_a_crisis_the_worker_already_answered_only_marks_the_conversation(store: RecordingBackend) -> None:
+    from dialogue.actions.care import ActionCrisis
+
+    t = tracker("/crisis", intent="crisis")
+    t.latest_message["metadata"]["screened"] = "crisis"
+    messages, events = run(ActionCrisis(), t)
+    assert messages == [] and store.called("raise_crisis") == []
+    assert slot_events(events)["vulnerable"] is True
+
+
+def test_distress_seen_by_the_screen_is_kept_for_the_replies(store: RecordingBackend) -> None:
+    from dialogue.actions.language import ActionReadMessage
+
+    t = tracker("this debt is killing me lol", intent="mood_good")
+    t.latest_message["metadata"]["screen"] = {"concerns": [], "distress": True}
+    _, events = run(ActionReadMessage(), t)
+    assert slot_events(events) == {"distress": True}
 
 
 def test_channel_change_is_stored_and_confirmed(store: RecordingBackend) -> None:
@@ -323,11 +411,11 @@ def test_an_opener_without_metadata_finds_the_account_from_the_conversation_id(
 
 
 def test_a_message_clearly_in_the_other_language_switches_the_replies(store: RecordingBackend) -> None:
-    from dialogue.actions.language import ActionSetLanguage
+    from dialogue.actions.language import ActionReadMessage
 
-    _, events = run(ActionSetLanguage(), tracker("hola, cuánto debo?", intent="ask_balance", language="en"))
+    _, events = run(ActionReadMessage(), tracker("hola, cuánto debo?", intent="ask_balance", language="en"))
     assert slot_events(events) == {"language": "es"}
-    _, events = run(ActionSetLanguage(), tracker("ok", intent="affirm", language="en"))
+    _, events = run(ActionReadMessage(), tracker("ok", intent="affirm", language="en"))
     assert events == []
 
 

@@ -1,12 +1,25 @@
-"""A real Rasa server and action server on the test Redis, started once per module."""
+"""A real Rasa server and action server on the test Redis, started once per module.
+
+Every product here runs on a set clock, never the wall clock: ``DEBTBOT_TEST_CLOCK``
+("HH:MM Area/City", the time of day in that zone on the date it is there when the session
+starts; default :data:`DEFAULT_CLOCK`). ``make test`` runs the e2e tests marked ``clock`` at a
+second setting (night in New York), so each must pass, and prove the right thing, at both.
+"""
 
 from __future__ import annotations
 
+import functools
 import html
-from collections.abc import Iterator
-from dataclasses import dataclass
+import json
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from datetime import time as dtime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import redis
@@ -14,17 +27,40 @@ from flask.testing import FlaskClient
 
 from bot.accounts import AccountStore
 from bot.app import create_app
+from bot.clock import Clock, moment_from_setting
 from bot.config import Config, load_config
 from bot.launch import actions_ready, actions_spec, child_env, rasa_ready, rasa_spec
+from bot.scheduler import tick
 from bot.services import Services, build_services
 from bot.supervisor import ManagedProcess
 from bot.worker import Worker
-from channels.telegram import SECRET_HEADER
+from channels.telegram import SECRET_HEADER, button_data
 from tests.conftest import ROOT, TEST_SECRETS, free_port, wait_for, write_config
 from tests.fakes import telegram_api
 from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.twilio_api import FakeTwilio
 from tests.helpers import InProcessPoster, signed_sms
+
+#: The clock setting when ``DEBTBOT_TEST_CLOCK`` is unset (inside contact hours in New York).
+DEFAULT_CLOCK = "15:00 America/New_York"
+CLOCK_ENV = "DEBTBOT_TEST_CLOCK"
+
+
+@functools.lru_cache(maxsize=1)
+def clock_start() -> datetime:
+    """The moment every e2e product's clock starts at (``DEBTBOT_TEST_CLOCK``), fixed for the
+    session: the set time of day on the date it is in that zone when first asked."""
+    setting = os.environ.get(CLOCK_ENV) or DEFAULT_CLOCK
+    try:
+        return moment_from_setting(setting)
+    except ValueError as exc:
+        raise pytest.UsageError(f"{CLOCK_ENV}: {exc}") from None
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """The product's clock for one test, set to the session's setting (tests move it)."""
+    return Clock(clock_start())
 
 
 class RasaStack:
@@ -99,7 +135,8 @@ class Product:
     worker: Worker | None
 
     def start_worker(self) -> None:
-        self.worker = Worker(build_services(self.config))
+        # The worker's own services read the same clock as the test's.
+        self.worker = Worker(build_services(self.config, clock=self.clock))
         self.worker.start()
 
     def stop_worker(self) -> None:
@@ -125,11 +162,15 @@ class Product:
     def telegram_replies(self, chat_id: str) -> list[TelegramSent]:
         if self.telegram_api is not None:
             return [
-                TelegramSent(html.unescape(m.text), _titles(m.reply_markup))
+                TelegramSent(html.unescape(m.text), _titles(m.reply_markup), _data(m.reply_markup))
                 for m in self.telegram_api.sent if str(m.chat_id) == chat_id
             ]  # fmt: skip
         return [
-            TelegramSent(e.text, [b["title"] for b in e.buttons])
+            TelegramSent(
+                e.text,
+                [b["title"] for b in e.buttons],
+                [button_data(n, e.offer_id) for n in range(len(e.buttons))],
+            )
             for e in self.services.outbox.read(channel="telegram", recipient=chat_id)
         ]
 
@@ -143,6 +184,7 @@ class Product:
 
     twilio: FakeTwilio | None = None
     telegram_api: FakeTelegram | None = None
+    clock: Clock = field(default_factory=Clock)
 
 
 @dataclass(frozen=True)
@@ -151,11 +193,18 @@ class TelegramSent:
 
     text: str
     buttons: list[str]
+    #: Each button's ``callback_data``, what a press sends back.
+    data: list[str]
 
 
 def _titles(markup: dict[str, Any] | None) -> list[str]:
     rows = (markup or {}).get("inline_keyboard", [])
     return [button["text"] for row in rows for button in row]
+
+
+def _data(markup: dict[str, Any] | None) -> list[str]:
+    rows = (markup or {}).get("inline_keyboard", [])
+    return [button["callback_data"] for row in rows for button in row]
 
 
 @dataclass(frozen=True)
@@ -167,8 +216,10 @@ class Sent:
 
 
 @pytest.fixture
-def product(stack_config: Config, rasa_stack: RasaStack, redis_client: redis.Redis) -> Iterator[Product]:
-    yield from _running(stack_config, rasa_stack, redis_client, None)
+def product(
+    stack_config: Config, rasa_stack: RasaStack, redis_client: redis.Redis, clock: Clock
+) -> Iterator[Product]:
+    yield from _running(stack_config, rasa_stack, redis_client, None, clock=clock)
 
 
 @pytest.fixture
@@ -178,6 +229,7 @@ def live_sms_product(
     rasa_stack: RasaStack,
     redis_client: redis.Redis,
     fake_twilio: FakeTwilio,
+    clock: Clock,
 ) -> Iterator[Product]:
     """The product with SMS live: Twilio credentials set, the REST API at the local stand-in."""
     env = {"REDIS_URL": redis_url, **TEST_SECRETS, "TWILIO_ACCOUNT_SID": TWILIO_SID, "TWILIO_AUTH_TOKEN": "live-token",
@@ -186,7 +238,7 @@ def live_sms_product(
            "DEBTBOT__CHANNELS__SMS__SEGMENTS_PER_SECOND": "100"}  # fmt: skip
     config = load_config(stack_config_path, env)
     assert config.sms_live
-    yield from _running(config, rasa_stack, redis_client, fake_twilio)
+    yield from _running(config, rasa_stack, redis_client, fake_twilio, clock=clock)
 
 
 TWILIO_SID = "AC" + "5" * 32
@@ -199,11 +251,12 @@ def telegram_product(
     redis_url: str,
     rasa_stack: RasaStack,
     redis_client: redis.Redis,
+    clock: Clock,
 ) -> Iterator[Product]:
     """The product with Telegram live against the Bot API stand-in, or sandboxed when the
     Bot API description is absent (the conversation is worth running either way)."""
     if telegram_api.spec_missing_reason() is not None:
-        yield from _running(stack_config, rasa_stack, redis_client, None)
+        yield from _running(stack_config, rasa_stack, redis_client, None, clock=clock)
         return
     with telegram_api.FakeTelegram(telegram_api.TelegramSpec.load()) as fake:
         env = {"REDIS_URL": redis_url, **TEST_SECRETS, "TELEGRAM_BOT_TOKEN": fake.token,
@@ -212,7 +265,49 @@ def telegram_product(
                "DEBTBOT__CHANNELS__TELEGRAM__MESSAGES_PER_SECOND_PER_CHAT": "30"}  # fmt: skip
         config = load_config(stack_config_path, env)
         assert config.telegram_live
-        yield from _running(config, rasa_stack, redis_client, None, telegram=fake)
+        yield from _running(config, rasa_stack, redis_client, None, telegram=fake, clock=clock)
+
+
+def in_contact_hours(product: Product, zone: str) -> bool:
+    """Is it inside ``compliance.contact_hours`` in ``zone`` by the product's clock?"""
+    hours = product.config.compliance.contact_hours
+    local = product.clock.now().astimezone(ZoneInfo(zone)).time()
+    return dtime.fromisoformat(hours.earliest) <= local < dtime.fromisoformat(hours.latest)
+
+
+def open_by_outreach(product: Product, account_id: str, sent: Callable[[], Sequence[object]]) -> object:
+    """Start the conversation with ``account_id`` through the real outreach path at the product's
+    clock, and return the opener once it went out (``sent()``: what the person has received).
+
+    Inside contact hours it goes at once. Outside them the gate defers it: nothing is sent, the
+    deferral is kept in ``outreach:deferred`` for the first allowed moment, and the opener goes
+    when the clock reaches that moment and the scheduler's tick releases it to the worker."""
+    services = product.services
+    account = services.accounts.get(account_id)
+    assert account is not None and account.timezone
+    services.outreach_handler().contact_many([account_id])
+    if in_contact_hours(product, account.timezone):
+        assert services.redis.zcard(services.keys.outreach_deferred) == 0
+        return wait_for(sent, timeout=60, what="the opener, at once")[0]
+
+    [(task, score)] = services.redis.zrange(services.keys.outreach_deferred, 0, -1, withscores=True)
+    assert json.loads(task)["account_id"] == account_id
+    until = datetime.fromtimestamp(score, timezone.utc)
+    opening = dtime.fromisoformat(product.config.compliance.contact_hours.earliest)
+    assert until > product.clock.now() and until.astimezone(ZoneInfo(account.timezone)).time() == opening
+    [decision] = [f for _, f in services.redis.xrange(services.keys.audit) if f[b"kind"] == b"opener"]
+    assert (decision[b"verdict"], decision[b"rule"]) == (b"defer", b"quiet_hours")
+    time.sleep(1)  # whatever the worker would do, it has had the time to
+    assert list(sent()) == [] and not services.outbound.pending_keys()
+
+    product.clock.set(until - timedelta(minutes=1))
+    tick(services)  # a minute early: nothing is released
+    assert services.redis.zcard(services.keys.outreach_deferred) == 1
+    product.clock.set(until)
+    tick(services)  # (or the worker's own scheduler, if it ticks first)
+    wait_for(lambda: services.redis.zcard(services.keys.outreach_deferred) == 0, timeout=30,
+             what="the deferred opener released")  # fmt: skip
+    return wait_for(sent, timeout=60, what="the opener, released at the first allowed moment")[0]
 
 
 def _running(
@@ -222,9 +317,13 @@ def _running(
     twilio: FakeTwilio | None,
     *,
     telegram: FakeTelegram | None = None,
+    clock: Clock | None = None,
 ) -> Iterator[Product]:
+    """The product on ``config`` with a worker, on ``clock`` (by default a clock at the session's
+    setting: never the wall clock)."""
     stack_config = config
-    services = build_services(stack_config, redis_client)
+    clock = clock or Clock(clock_start())
+    services = build_services(stack_config, redis_client, clock)
     report = AccountStore(redis_client, services.keys).import_csv(
         (ROOT / "examples" / "accounts.csv").read_text(),
         languages=["en", "es"], default_language="en", verification_field="date_of_birth",
@@ -233,7 +332,7 @@ def _running(
     poster = InProcessPoster()
     app = create_app(stack_config, services, poster=poster)
     poster.app = app
-    running = Product(stack_config, services, app.test_client(), None, twilio, telegram)
+    running = Product(stack_config, services, app.test_client(), None, twilio, telegram, clock)
     running.start_worker()
     yield running
     if running.worker is not None:

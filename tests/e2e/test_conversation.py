@@ -1,19 +1,24 @@
 """A whole conversation on the real stack (Rasa server, action server, worker, Redis), by SMS:
 the outreach opener, how are you, the identity check, the disclosure, an offer, the read-back,
-yes, and a created plan with its payment link and plan.created event."""
+yes, and a created plan with its payment link and plan.created event.
+
+On the set clock (``DEBTBOT_TEST_CLOCK``; ``make test`` runs it at 15:00 and at 03:00 New York
+time): in the afternoon the opener goes at once; at night the gate defers it to 08:00 and the
+scheduler releases it then, and James answers the next night (replies go at any hour)."""
 
 from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 
 import pytest
 
-from bot.opener import send_opener
+from bot.outreach import choose_variant
 from tests.conftest import wait_for
-from tests.e2e.conftest import Product, Sent
+from tests.e2e.conftest import Product, Sent, in_contact_hours, open_by_outreach
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.clock]
 
 JAMES = "+12025550143"  # ACC-1002: born 1979-11-02, owes $389.99 to Capitol Mobile
 DEBT_WORDS = ("debt", "owe", "balance", "389", "Capitol", "collect")
@@ -31,11 +36,17 @@ def say(product: Product, text: str, sid: str, already: int) -> list[Sent]:
 
 
 def test_from_the_opener_to_a_created_plan_by_sms(product: Product) -> None:
-    send_opener(product.services, "ACC-1002", "sms")
-    [opener] = wait_for(lambda: product.replies(JAMES), timeout=60, what="the opener")
-    assert opener.text.startswith("Hi James, this is Northwind.")
-    assert "How are you" in opener.text
+    night = not in_contact_hours(product, "America/New_York")
+    opener = open_by_outreach(product, "ACC-1002", lambda: product.replies(JAMES))
+    assert isinstance(opener, Sent) and len(product.replies(JAMES)) == 1
+    variant = choose_variant("ACC-1002", list(product.config.outreach.openers["en"]))
+    assert opener.text.startswith(variant.text.format(first_name="James", company="Northwind"))
+    assert "how are" in opener.text.lower() and opener.text.endswith("Reply STOP to stop texts.")
     assert not any(word.lower() in opener.text.lower() for word in DEBT_WORDS)
+    if night:
+        # James answers the next night: a reply goes at any hour.
+        product.clock.advance(timedelta(hours=19))
+        assert not in_contact_hours(product, "America/New_York")
 
     replies = say(product, "good thanks", "SM" + "1" * 32, 1)
     texts = [r.text for r in replies]

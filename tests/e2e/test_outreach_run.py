@@ -15,7 +15,7 @@ from bot.outreach import choose_variant
 from tests.conftest import TEST_SECRETS, wait_for
 from tests.e2e.conftest import Product, RasaStack, _running
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.clock]
 
 JAMES = "+12025550143"  # ACC-1002, English, New York
 
@@ -24,8 +24,8 @@ JAMES = "+12025550143"  # ACC-1002, English, New York
 def outreach_product(
     stack_config_path: Path, redis_url: str, rasa_stack: RasaStack, redis_client: redis.Redis
 ) -> Iterator[Product]:
-    # Contact hours around the clock here: the hour rules have their own tests, and this one
-    # must not depend on when it runs.
+    # Contact hours around the clock here: the hour rules have their own tests (and
+    # test_conversation.py's night run), and this one proves the same at both clock settings.
     env = {"REDIS_URL": redis_url, **TEST_SECRETS,
            "DEBTBOT__COMPLIANCE__CONTACT_HOURS__EARLIEST": "00:00",
            "DEBTBOT__COMPLIANCE__CONTACT_HOURS__LATEST": "23:59"}  # fmt: skip
@@ -46,7 +46,12 @@ def test_an_outreach_run_opens_conversations_and_counts_the_answer(outreach_prod
     # Each account got one opener; a second run the same day contacts nobody again.
     wait_for(lambda: not services.outreach_queue.pending_keys() and not services.outbound.pending_keys(),
              timeout=90, what="the run finished")  # fmt: skip
-    sent = len(services.outbox.read(limit=1000))
+    openers = services.outbox.read(limit=1000)
+    sent = len(openers)
+    # Every shipped wording, in both languages, asks how the person is before anything else.
+    asks = ("how are you", "how are things", "how're you", "cómo está", "qué tal")
+    for opener_sent in openers:
+        assert any(question in opener_sent.text.lower() for question in asks), opener_sent.text
     services.outreach.plan_run()
     wait_for(lambda: not services.outreach_queue.pending_keys(), timeout=60, what="the second run decided")
     assert len(services.outbox.read(limit=1000)) == sent

@@ -82,21 +82,26 @@ def test_from_a_deep_link_to_a_plan_chosen_with_buttons(telegram_product: Produc
         "Help with money worries",
     ]
 
-    replies = chat.press("c2")  # "A payment plan"
+    menu = replies[-1]
+    replies = chat.press(menu.data[1])  # "A payment plan"
     assert replies[-1].text.startswith("Here are some plans that fit.") and titles(replies[-1])[:2] == [
         "1",
         "2",
     ]
-    replies = chat.press("c1")  # the first plan
+    plans = replies[-1]
+    assert chat.press(menu.data[0]) == []  # the earlier menu's "Pay in full": no longer open
+    replies = chat.press(plans.data[0])  # the first plan
     assert replies[0].text.startswith("Here's the plan:")
     assert titles(replies[-1]) == ["Yes, set it up", "No, change it"]
     assert product.services.redis.llen("debtbot:account:ACC-1002:plans") == 0  # nothing before a yes
-    replies = chat.press("c1")  # yes
+    confirm = replies[-1]
+    replies = chat.press(confirm.data[0])  # yes
     assert replies[0].text.startswith("All set, thank you.")
     assert product.services.redis.llen("debtbot:account:ACC-1002:plans") == 1
 
-    assert chat.press("c1") == []  # a stale press on an old message does nothing
-    assert chat.press("/affirm") == []  # nor does data we never sent
+    assert chat.press(confirm.data[0]) == []  # the same "yes" again: that offer is closed
+    assert chat.press("c1") == []  # a position without an offer id is never acted on
+    assert chat.press("/affirm") == []  # nor is data we never sent
     assert product.services.redis.llen("debtbot:account:ACC-1002:plans") == 1
 
     [kind] = chat.sticker()
@@ -107,4 +112,4 @@ def test_from_a_deep_link_to_a_plan_chosen_with_buttons(telegram_product: Produc
     if product.telegram_api is not None:  # live: every call was a valid Bot API call
         assert product.telegram_api.invalid_calls == []
         presses = [c for c in product.telegram_api.calls if c.method == "answerCallbackQuery"]
-        assert len(presses) == 5  # every press answered, stale and forged ones included
+        assert len(presses) == 7  # every press answered, stale and forged ones included
