@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 import redis
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
@@ -76,6 +76,10 @@ def create_app(
 
 
 def _error(status: int, message: str, **extra: Any) -> ResponseReturnValue:
+    if status < 500:
+        # Refusals are worth a line (a provider misconfigured, someone probing); the path and
+        # the message can carry outside input, which the log filter escapes.
+        logger.info("%s %s refused (%d): %s", request.method, request.path, status, message)
     return jsonify({"error": message, "status": status, **extra}), status
 
 

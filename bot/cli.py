@@ -313,6 +313,40 @@ def check_config(config_path: str | None) -> None:
     click.echo(f"{config.source}: OK ({config.environment})")
     for name, mode in channel_modes(config).items():
         click.echo(f"  {name}: {mode}")
+    for line in _exposure(config):
+        click.echo(f"  {line}")
+
+
+def _exposure(config: Config) -> list[str]:
+    """Where Rasa, the action server and Redis listen and what guards each (no secret shown)."""
+    from urllib.parse import urlsplit
+
+    from bot.config import is_loopback
+    from bot.store import REDIS_PASSWORD_FILE, redis_display_url
+
+    def where(host: str | None) -> str:
+        return "loopback" if is_loopback(host) else f"{host}, reachable from other machines"
+
+    token = "generated" if "DEBTBOT_ACTIONS_TOKEN" in config.secrets.generated else "DEBTBOT_ACTIONS_TOKEN"
+    lines = [
+        f"rasa: {config.rasa.url} ({where(urlsplit(config.rasa.url).hostname)}; API token)",
+        f"actions: {config.rasa.actions_url} ({where(urlsplit(config.rasa.actions_url).hostname)}; "
+        f"token: {token})",
+    ]
+    external = config.secrets.redis_url
+    if external:
+        parts = urlsplit(external)
+        guard = ", ".join(
+            g for g, on in (("password", bool(parts.password)), ("TLS", parts.scheme == "rediss")) if on
+        )
+        lines.append(f"redis: external {redis_display_url(external)} ({guard or 'no password, no TLS'})")
+    else:
+        host = config.redis.embedded_host
+        lines.append(
+            f"redis: embedded {host}:{config.redis.embedded_port} ({where(host)}; password in "
+            f"{REDIS_PASSWORD_FILE})"
+        )
+    return lines
 
 
 if __name__ == "__main__":

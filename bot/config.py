@@ -7,6 +7,7 @@ environment variable) and what is allowed; callers print it and stop, never a tr
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -78,6 +79,9 @@ class ServerConfig(_Section):
 
 
 class RedisConfig(_Section):
+    #: The interface the embedded server listens on: loopback unless other machines need it
+    #: (it always asks for its password, kept in ``var/redis-password``).
+    embedded_host: str = Field(default="127.0.0.1", min_length=1)
     embedded_port: int = Field(default=6390, ge=1, le=65535)
     data_dir: str = "var/redis"
     key_prefix: str = Field(default="debtbot", regex=r"^[A-Za-z0-9]+$")
@@ -102,6 +106,9 @@ class WorkerConfig(_Section):
     retry_min_seconds: float = Field(default=1, gt=0, le=3600)
     retry_max_seconds: float = Field(default=30, gt=0, le=86400)
     max_attempts: int = Field(default=5, ge=1, le=1000)
+    lease_seconds: float = Field(default=10, ge=0.5, le=300)
+    overdue_seconds: float = Field(default=5, gt=0, le=300)
+    max_wait_seconds: float = Field(default=300, gt=0, le=7 * 86400)
 
     @validator("retry_max_seconds")
     def _max_not_below_min(cls, value: float, values: dict[str, Any]) -> float:
@@ -699,7 +706,13 @@ class Secrets:
     imap_username: str | None = None
     imap_password: str | None = None
     email_webhook_secret: str = ""
-    #: Secrets made up for development (names of the environment variables they stand for).
+    #: What Rasa sends the action server (``Authorization: Bearer ...``) and the action
+    #: server requires on every call but ``/health``.
+    actions_token: str = ""
+    #: Secrets made up here, not read from the environment (names of the environment
+    #: variables they stand for): in development all of them, kept in var/dev-secrets.json;
+    #: in production only DEBTBOT_ACTIONS_TOKEN, for this run, when Rasa and the action server
+    #: are both started by this machine's supervisor.
     generated: tuple[str, ...] = ()
 
 
@@ -784,6 +797,7 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
     config._source = source
     secrets, problems = _load_secrets(config, env)
     problems += _check_consistency(config, secrets)
+    problems += _exposure_problems(config, secrets)
     if problems:
         raise ConfigError(_framed(source, problems))
     config._secrets = secrets
@@ -981,9 +995,57 @@ def _load_secrets(config: Config, env: Mapping[str, str]) -> tuple[Secrets, list
         imap_password=imap_password,
         email_webhook_secret=get("EMAIL_WEBHOOK_SECRET")
         or _development_secret(config, "EMAIL_WEBHOOK_SECRET"),
+        actions_token=_actions_token(config, get("DEBTBOT_ACTIONS_TOKEN"), generated),
         generated=tuple(generated),
     )
     return secrets, problems
+
+
+def _actions_token(config: Config, given: str | None, generated: list[str]) -> str:
+    """The action server's token: from the environment, else made up. The supervisor hands
+    its own to both children, so one machine needs nothing set; an action server elsewhere
+    needs DEBTBOT_ACTIONS_TOKEN set on both sides (refused in production otherwise)."""
+    if given:
+        return given
+    generated.append("DEBTBOT_ACTIONS_TOKEN")
+    if config.production:
+        # Never written down in production: it lives as long as this supervisor's children.
+        return secrets_module.token_urlsafe(32)
+    return _development_secret(config, "DEBTBOT_ACTIONS_TOKEN")
+
+
+def is_loopback(host: str | None) -> bool:
+    """``localhost`` or an address in 127.0.0.0/8 or ``::1`` (what only this machine reaches)."""
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _exposure_problems(config: Config, secrets: Secrets) -> list[str]:
+    """Production: no service reachable from another machine without authentication."""
+    if not config.production:
+        return []
+    problems = []
+    if secrets.redis_url:
+        parts = urlsplit(secrets.redis_url)
+        if parts.scheme == "redis" and not is_loopback(parts.hostname) and not parts.password:
+            problems.append(
+                f"REDIS_URL: {parts.hostname} is not this machine and the URL has neither a password "
+                "nor TLS; use redis://:PASSWORD@host:port/db or rediss://"
+            )
+    host = urlsplit(config.rasa.actions_url).hostname
+    if not is_loopback(host) and "DEBTBOT_ACTIONS_TOKEN" in secrets.generated:
+        problems.append(
+            f"rasa.actions_url: the action server on {host} is reachable from other machines; set "
+            "DEBTBOT_ACTIONS_TOKEN (the same on the Rasa server and the action server) so it "
+            "answers only Rasa"
+        )
+    return problems
 
 
 def _development_secret(config: Config, name: str) -> str:

@@ -3,6 +3,12 @@
 Callbacks arrive late, twice and out of order ("delivered" before "sent"), so a status only
 ever moves forward: queued -> sent -> delivered | undelivered | failed. The first final status
 wins. Records are kept 90 days.
+
+Sending is bracketed so that a crash anywhere cannot make us send twice unknowingly: the
+intent (:meth:`DeliveryLog.begin`: when, and the text as it leaves) is written before the
+provider is called, the outcome right after. An intent without an outcome means an attempt
+ended we know not how (a timeout, or the worker or Redis died between the provider's answer
+and our record): the next attempt asks the provider first (``Channel.find_sent``).
 """
 
 from __future__ import annotations
@@ -48,6 +54,8 @@ if rank < current or (rank == current and current == 2) then
   return 0
 end
 redis.call('HSET', KEYS[1], 'rank', ARGV[1], unpack(ARGV, 3))
+-- The attempt has an outcome now: its intent (and the text it kept) is no longer needed.
+redis.call('HDEL', KEYS[1], 'unsure_since', 'intent_text')
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
 return 1
 """
@@ -59,8 +67,11 @@ class DeliveryRecord:
     external_id: str
     error_code: str
     channel: str
-    #: When an attempt first ended without knowing whether the provider took the message.
+    #: When the first attempt whose outcome is not recorded began (the provider may or may
+    #: not have the message): set before every call to the provider, cleared by its outcome.
     unsure_since: datetime | None = None
+    #: The text that attempt sent (after the compliance gate), to recognise it at the provider.
+    intent_text: str = ""
 
 
 class DeliveryLog:
@@ -85,7 +96,23 @@ class DeliveryLog:
             error_code=raw.get("error_code", ""),
             channel=raw.get("channel", ""),
             unsure_since=datetime.fromisoformat(raw["unsure_since"]) if raw.get("unsure_since") else None,
+            intent_text=raw.get("intent_text", ""),
         )
+
+    def begin(self, outbox_id: str, channel: str, text: str) -> None:
+        """Record the intent to send ``text`` now, before calling the provider.
+
+        The time of the first unfinished attempt is kept (the provider is searched from
+        there); the text is the latest attempt's. Both go when the outcome is recorded.
+        """
+        key = self._keys.delivery(outbox_id)
+        pipe = self._redis.pipeline(transaction=True)
+        # The provider's clock, not the product's (bot/clock.py may be set in tests and
+        # simulations): this moment is compared with the provider's own timestamps.
+        pipe.hsetnx(key, "unsure_since", datetime.now(timezone.utc).isoformat())
+        pipe.hset(key, mapping={"channel": channel, "intent_text": text})
+        pipe.expire(key, RETENTION_SECONDS)
+        pipe.execute()
 
     def mark_unsure(self, outbox_id: str) -> None:
         """An attempt ended without an answer; keep the time of the first such attempt."""
@@ -96,7 +123,8 @@ class DeliveryLog:
         pipe.execute()
 
     def clear_unsure(self, outbox_id: str) -> None:
-        self._redis.hdel(self._keys.delivery(outbox_id), "unsure_since")
+        """The attempt certainly did not reach the provider (refused, paced): nothing to look for."""
+        self._redis.hdel(self._keys.delivery(outbox_id), "unsure_since", "intent_text")
 
     def record(self, receipt: DeliveryReceipt, *, conversation_id: str = "") -> bool:
         """Keep ``receipt`` unless a later status is already known; ``True`` when kept."""

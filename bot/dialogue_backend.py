@@ -29,6 +29,9 @@ from dialogue.backend import AccountView, BackendError, CreatedPlan, DialogueSet
 from dialogue.parsing import parse_birth_date
 from dialogue.plans import Plan, Settlement
 
+#: How long a plan stays tied to the message that agreed it (retries come within minutes).
+PLAN_ONCE_TTL_SECONDS = 7 * 24 * 3600
+
 
 def settings_from_config(config: Config) -> DialogueSettings:
     """What the dialogue reads from ``config.yaml``."""
@@ -121,9 +124,15 @@ class RedisDialogueBackend:
         )
 
     def flag_for_agent(
-        self, account_id: str | None, conversation_id: str, reason: str, detail: str = ""
+        self,
+        account_id: str | None,
+        conversation_id: str,
+        reason: str,
+        detail: str = "",
+        *,
+        message_id: str = "",
     ) -> None:
-        self._agents.flag(conversation_id, reason, account_id=account_id, detail=detail)
+        self._agents.flag(conversation_id, reason, account_id=account_id, detail=detail, once=message_id)
 
     def mark_wrong_party(
         self, account_id: str | None, channel: str, address: str, message_id: str = ""
@@ -184,8 +193,26 @@ class RedisDialogueBackend:
         *,
         kind: str = "plan",
         channel: str = "",
+        message_id: str = "",
     ) -> CreatedPlan:
         plan_id = uuid.uuid4().hex[:16]
+        if message_id:
+            # One plan per agreeing message: the first attempt claims the plan id; a retried
+            # turn (an action after this one failed, Rasa handling the message again) finds
+            # it, and gets the stored plan back or, if that attempt died before storing it,
+            # stores it under the same id.
+            once = self._keys.dedupe("plan", f"{kind}:{message_id}")
+            try:
+                self._redis.set(once, plan_id, nx=True, ex=PLAN_ONCE_TTL_SECONDS)
+                claimed = self._redis.get(once)
+                stored = self._redis.get(self._keys.plan(claimed.decode())) if claimed else None
+            except redis.RedisError as exc:
+                raise BackendError(f"plans unavailable: {exc}") from exc
+            if claimed:
+                plan_id = claimed.decode()
+            if stored is not None:
+                record = json.loads(stored)
+                return CreatedPlan(plan_id=plan_id, payment_link=str(record["payment_link"]))
         if isinstance(plan, Plan):
             amount, currency = plan.instalments[0].amount, plan.currency
             data = {
@@ -219,11 +246,13 @@ class RedisDialogueBackend:
             "payment_link": link,
             "created_at": datetime.now(timezone.utc).isoformat(),
         }
+        # Announced before it is stored: a crash in between announces it again on the retry
+        # (under the same plan id, which the creditor can de-duplicate on) rather than never.
+        self._events.announce("plan.created", record)
         pipe = self._redis.pipeline(transaction=True)
         pipe.set(self._keys.plan(plan_id), json.dumps(record))
         pipe.rpush(self._keys.account_plans(account_id), plan_id)
         pipe.execute()
-        self._events.announce("plan.created", record)
         OpenerStats(self._redis, self._keys).record(account_id, "plan")
         return CreatedPlan(plan_id=plan_id, payment_link=link)
 

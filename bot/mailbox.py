@@ -58,6 +58,9 @@ def run_mailbox(services: Services, stop: threading.Event) -> None:
         except redis.RedisError as exc:
             logger.warning("mailbox lease: Redis unreachable (%s); trying again", exc)
             acquired = False
+        except Exception:  # this loop never ends but on stop
+            logger.exception("mailbox lease: unexpected error; trying again")
+            acquired = False
         if not acquired:
             stop.wait(LEASE_SECONDS / 3)
             continue

@@ -24,6 +24,7 @@ from bot.compliance_gate import ComplianceGate
 from bot.deliveries import DeliveryLog
 from bot.email_outbound import EmailEnvelope
 from bot.email_threads import EmailThreads
+from bot.errors import BotError
 from bot.jobs import Jobs
 from bot.keywords import SmsKeywords
 from bot.notices import notice
@@ -45,7 +46,7 @@ from channels.base import (
     RateLimited,
 )
 from channels.email import outbox_id_from
-from dialogue.rasa_client import BotReply, RasaClient, RasaRejected, RasaUnavailable
+from dialogue.rasa_client import BotReply, RasaActionFailed, RasaClient, RasaRejected, RasaUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,15 @@ INBOUND = "inbound"
 #: Proactive kinds sent to a verified person outside any conversation: they carry the statement.
 REMINDERS = frozenset({"reminder", "missed_payment"})
 OUTBOUND = "outbound"
+#: The agents' queue reason for an accepted message the worker gave up answering.
+NOT_ANSWERED = "not_answered"
+
+
+class DialogueFailed(BotError):
+    """The dialogue failed on this message with everything up (a custom action crashed).
+
+    Not a :class:`RetryLater`: the queue counts these, and after ``worker.max_attempts`` sets
+    the message aside and a person is told (:class:`NotAnswered`)."""
 
 
 def conversation_id_for(account: Account | None, message: InboundMessage) -> str:
@@ -129,6 +139,44 @@ class InboundIntake:
             # The message is stored; the worker's sweeper will schedule it.
             logger.warning("could not schedule %s now; the sweeper will", key, exc_info=True)
         return True
+
+
+@dataclass
+class NotAnswered:
+    """Tells a person about an accepted message the worker set aside unanswered (the dialogue
+    kept failing, or refused it): the agents' queue gets the conversation with the reason,
+    once per message however often the set-aside is replayed. ``KeyedQueue``'s
+    ``on_set_aside`` for the inbound queue."""
+
+    accounts: AccountStore
+    agents: AgentQueue
+    links: TelegramLinks | None = None
+    threads: EmailThreads | None = None
+
+    def __call__(self, entry: Entry, reason: str) -> None:
+        try:
+            message = InboundMessage.from_json(entry.payload)
+        except (ValueError, KeyError, TypeError):
+            # Unreadable: the dead letter has it; the person behind it still deserves a look.
+            self.agents.flag(
+                f"queue:inbound:{entry.key}", NOT_ANSWERED, detail=f"{reason} (unreadable entry)",
+                once=f"entry:{entry.key}:{entry.entry_id}",
+            )  # fmt: skip
+            return
+        account = identify(self.accounts, message, self.links, self.threads)
+        conversation_id = conversation_id_for(account, message)
+        self.agents.flag(
+            conversation_id,
+            NOT_ANSWERED,
+            account_id=account.account_id if account else None,
+            # The reason first: the detail is cut at 500 characters.
+            detail=f"{reason[:200]} | {message.channel}: {message.text}",
+            once=f"{message.channel}:{message.external_id}",
+        )
+        logger.error(
+            "conversation %s: %s message %s set aside unanswered; flagged for an agent",
+            conversation_id, message.channel, message.external_id,
+        )  # fmt: skip
 
 
 @dataclass
@@ -300,11 +348,15 @@ class InboundHandler:
             )  # fmt: skip
             return
         try:
+            # The message id makes Rasa handle it once: a replay (we died before the queue
+            # moved on) gets the same answers back, which queue nothing new (stable outbox ids).
             replies = self.rasa.send_message(
-                conversation_id, text, channel=message.channel, metadata=metadata
+                conversation_id, text, channel=message.channel, metadata=metadata, message_id=source
             )
         except RasaUnavailable as exc:
             raise RetryLater(str(exc)) from exc
+        except RasaActionFailed as exc:
+            raise DialogueFailed(f"conversation {conversation_id}: {exc}") from exc
         except RasaRejected as exc:
             raise GiveUp(str(exc)) from exc
         offer_id = self.choices.remember(message.channel, message.sender, replies)
@@ -358,11 +410,13 @@ class InboundHandler:
         }
         try:
             said = self.rasa.send_message(
-                conversation_id, "/crisis", channel=message.channel, metadata=metadata
+                conversation_id, "/crisis", channel=message.channel, metadata=metadata, message_id=source
             )
         except RasaUnavailable as exc:
             # The person has their answer; the dialogue is told when Rasa is back.
             raise RetryLater(str(exc)) from exc
+        except RasaActionFailed as exc:
+            raise DialogueFailed(f"conversation {conversation_id}: {exc}") from exc
         except RasaRejected as exc:
             raise GiveUp(str(exc)) from exc
         if said:
@@ -477,7 +531,27 @@ class OutboundHandler:
         channel = self.channels.get(message.channel)
         if channel is None:
             raise GiveUp(f"channel {message.channel} is not enabled")
-        if self.gate is not None and self.deliveries.get(message.outbox_id) is None:
+        known = self.deliveries.get(message.outbox_id)
+        if known is not None and known.status is not None:
+            # Sent (or withheld, or refused) by an earlier attempt that died before the queue
+            # moved on.
+            logger.info("message %s already %s%s", message.outbox_id, known.status.value,
+                        f" as {known.external_id}" if known.external_id else "")  # fmt: skip
+            return
+        if known is not None and known.unsure_since is not None:
+            # An earlier attempt began and its outcome was never recorded: it timed out, or
+            # the worker (or Redis) died between the provider's answer and our record. Ask
+            # the provider before sending again.
+            attempted = replace(message, text=known.intent_text or message.text)
+            try:
+                found = channel.find_sent(attempted, known.unsure_since)
+            except DeliveryFailed as exc:
+                raise RetryLater(f"cannot tell whether message {message.outbox_id} went out: {exc}") from exc
+            if found is not None:
+                logger.info("message %s had gone out after all (%s)", message.outbox_id, found.external_id)
+                self._record(message, found)
+                return
+        if self.gate is not None:
             passed = self._through_gate(message)
             if passed is None:
                 return
@@ -493,27 +567,18 @@ class OutboundHandler:
                 error_code="withheld", error_message=f"address {silenced}",
             ))  # fmt: skip
             return
-        known = self.deliveries.get(message.outbox_id)
-        if known is not None and known.external_id:
-            # Sent by an earlier attempt that crashed before the queue moved on.
-            logger.info("message %s already sent as %s", message.outbox_id, known.external_id)
-            return
-        if known is not None and known.unsure_since is not None:
-            try:
-                found = channel.find_sent(message, known.unsure_since)
-            except DeliveryFailed as exc:
-                raise RetryLater(f"cannot tell whether message {message.outbox_id} went out: {exc}") from exc
-            if found is not None:
-                logger.info("message %s had gone out after all (%s)", message.outbox_id, found.external_id)
-                self._record(message, found)
-                return
+        # The intent first: from here until the outcome is recorded, a crash leaves a trace
+        # that makes the next attempt look before it sends.
+        self.deliveries.begin(message.outbox_id, message.channel, message.text)
         try:
             receipt = channel.send(message)
         except RateLimited as exc:
+            self.deliveries.clear_unsure(message.outbox_id)  # paced before any request left
             raise RetryLater(str(exc), delay=exc.retry_after) from exc
         except DeliveryFailed as exc:
-            if exc.unsure:
-                self.deliveries.mark_unsure(message.outbox_id)
+            if not exc.unsure:
+                # The provider said no (or was never reached): nothing of it to look for.
+                self.deliveries.clear_unsure(message.outbox_id)
             if not exc.permanent:
                 raise RetryLater(str(exc)) from exc
             receipt = DeliveryReceipt(

@@ -11,7 +11,7 @@ from bot.config import Config
 from bot.launch import actions_ready, busy_ports, process_specs, rasa_ready
 from bot.model import ensure_model
 from bot.services import channel_modes
-from bot.store import Keys, connect, redis_url
+from bot.store import REDIS_PASSWORD_FILE, Keys, connect, redis_display_url, redis_url
 from bot.supervisor import Supervisor, SupervisorError, install_signal_handlers
 
 EXAMPLE_ACCOUNTS = "examples/accounts.csv"
@@ -80,9 +80,10 @@ def _seed_example_accounts(config: Config, supervisor: Supervisor) -> None:
 def _banner(config: Config, supervisor: Supervisor, seconds: float) -> None:
     server = config.server
     redis_line = (
-        f"external, {config.secrets.redis_url.split('@')[-1]}"
+        f"external, {redis_display_url(config.secrets.redis_url)}"
         if config.secrets.redis_url
-        else f"embedded, {redis_url(config)}, data in {config.redis.data_dir} (AOF on)"
+        else f"embedded, {redis_display_url(redis_url(config))} (password in {REDIS_PASSWORD_FILE}), "
+        f"data in {config.redis.data_dir} (AOF on)"
     )
     lines = [
         f"debtbot is running ({config.environment}, ready in {seconds:.0f}s):",
@@ -92,8 +93,8 @@ def _banner(config: Config, supervisor: Supervisor, seconds: float) -> None:
     if config.simulator.enabled and not config.production:
         lines.append(f"  simulator  {server.internal_url}/simulator  (development only)")
     lines += [
-        f"  rasa       {config.rasa.url}  (loopback, token auth)",
-        f"  actions    {config.rasa.actions_url}",
+        f"  rasa       {config.rasa.url}  (token auth)",
+        f"  actions    {config.rasa.actions_url}  (token auth)",
         f"  redis      {redis_line}",
     ]
     for name, mode in channel_modes(config).items():

@@ -26,7 +26,7 @@ from bot.jobs import Jobs, make_broker
 from bot.keywords import SmsKeywords
 from bot.outreach import OUTREACH, OpenerSender, OpenerStats, OutreachHandler, OutreachPlanner, ReminderSender
 from bot.payments import PlanPayments
-from bot.pipeline import INBOUND, OUTBOUND, InboundHandler, InboundIntake, OutboundHandler
+from bot.pipeline import INBOUND, OUTBOUND, InboundHandler, InboundIntake, NotAnswered, OutboundHandler
 from bot.queues import KeyedQueue
 from bot.rate_limits import RedisPacer, ReplyCap
 from bot.render import OfferedChoices, RenderOptions
@@ -265,10 +265,19 @@ def build_services(
         "max_attempts": worker.max_attempts,
         "retry_min_seconds": worker.retry_min_seconds,
         "retry_max_seconds": worker.retry_max_seconds,
-        # Longer than any one Rasa call, so a live drain never loses its lock.
-        "lock_seconds": max(300.0, config.rasa.timeout_seconds * 4),
+        # Short, and renewed while a drain works (however long Rasa takes): a drain that
+        # died frees its conversation within this.
+        "lease_seconds": worker.lease_seconds,
     }
-    inbound = KeyedQueue(client, keys.queues, INBOUND, **queue_options)
+    # An inbound message set aside unanswered goes to a person too (once), not only to the
+    # dead letters.
+    not_answered = NotAnswered(
+        accounts=AccountStore(client, keys),
+        agents=AgentQueue(client, keys, clock=clock.timestamp),
+        links=TelegramLinks(client, keys, ttl_seconds=config.channels.telegram.link_ttl_hours * 3600),
+        threads=EmailThreads(client, keys),
+    )
+    inbound = KeyedQueue(client, keys.queues, INBOUND, on_set_aside=not_answered, **queue_options)
     outbound = KeyedQueue(client, keys.queues, OUTBOUND, **queue_options)
     webhooks = KeyedQueue(client, keys.queues, WEBHOOKS, **queue_options)
     outreach = KeyedQueue(client, keys.queues, OUTREACH, **queue_options)

@@ -16,10 +16,11 @@ import uuid
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 import httpx
+import redis
 from flask import Blueprint, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 from twilio.request_validator import RequestValidator
@@ -27,10 +28,44 @@ from twilio.request_validator import RequestValidator
 from bot.accounts import Account
 from bot.errors import InvalidRequest, NotFound
 from bot.services import Services, channel_modes
+from channels.cleaning import UnsafeJson, clean_line, clean_text, loads_json
 from channels.email import SIGNATURE_HEADER, sign
 from channels.telegram import SECRET_HEADER
 
-_STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
+_STREAM_ID = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")
+_LIMIT = re.compile(r"[0-9]{1,4}")
+#: Both halves of a Redis stream id are unsigned 64-bit numbers.
+_MAX_STREAM_PART = 2**64 - 1
+_LAST_STREAM_ID = f"{_MAX_STREAM_PART}-{_MAX_STREAM_PART}"
+#: Redis's words for a stream id it refuses ("Invalid stream ID...", "invalid start ID...").
+_REDIS_ID_ERROR = re.compile(r"\bID\b", re.IGNORECASE)
+_MAX_ACCOUNT_ID = 64
+#: The longest text the simulator sends: Telegram's limit, the strictest of the channels.
+MAX_TEXT = 4096
+
+
+def _json_object() -> dict[str, Any]:
+    """The request's JSON object, read with bounded depth (never ``request.get_json``, whose
+    parser recurses without limit)."""
+    if not request.is_json:
+        raise InvalidRequest("send JSON (Content-Type: application/json): {account_id, channel, text}")
+    try:
+        body = loads_json(request.get_data(cache=True))
+    except UnsafeJson as exc:
+        raise InvalidRequest(str(exc)) from exc
+    if not isinstance(body, dict):
+        raise InvalidRequest("send a JSON object: {account_id, channel, text}")
+    return body
+
+
+def _stream_id(value: str | None) -> str | None:
+    """An outbox entry id (``1700000000000-0``) as Redis accepts it, or ``None``."""
+    if value is None:
+        return None
+    match = _STREAM_ID.fullmatch(value)
+    if match is None or any(int(part) > _MAX_STREAM_PART for part in match.groups()):
+        raise InvalidRequest("after: an outbox entry_id such as 1700000000000-0")
+    return value
 
 
 @dataclass(frozen=True)
@@ -180,17 +215,21 @@ def simulator_blueprint(services: Services, poster: WebhookPoster) -> Blueprint:
 
     @bp.post("/simulator/send")
     def send() -> ResponseReturnValue:
-        body = request.get_json(silent=True)
-        if not isinstance(body, dict):
-            raise InvalidRequest("send a JSON object: {account_id, channel, text}")
+        body = _json_object()
         account_id, channel, text = body.get("account_id"), body.get("channel"), body.get("text")
-        if not isinstance(text, str) or not text.strip():
+        text = clean_text(text) if isinstance(text, str) else ""
+        if not text.strip():
             raise InvalidRequest("text: write something to send")
-        if channel not in services.channels:
+        if len(text) > MAX_TEXT:
+            raise InvalidRequest(f"text: at most {MAX_TEXT} characters")
+        if not isinstance(channel, str) or channel not in services.channels:
             raise InvalidRequest(f"channel: one of {', '.join(sorted(services.channels))}")
-        account = services.accounts.get(str(account_id)) if account_id else None
+        if account_id is not None and not isinstance(account_id, str):
+            raise InvalidRequest("account_id: a string such as ACC-1001")
+        account_id = clean_line(account_id or "")
+        account = services.accounts.get(account_id) if 0 < len(account_id) <= _MAX_ACCOUNT_ID else None
         if account is None:
-            raise NotFound(f"account {account_id!r} not found (import accounts first)")
+            raise NotFound(f"account {account_id[:_MAX_ACCOUNT_ID]!r} not found (import accounts first)")
         secrets = config.secrets
         if channel == "sms":
             webhook = simulated_sms(
@@ -219,18 +258,24 @@ def simulator_blueprint(services: Services, poster: WebhookPoster) -> Blueprint:
 
     @bp.get("/simulator/outbox")
     def outbox() -> ResponseReturnValue:
-        after = request.args.get("after") or None
-        if after is not None and not _STREAM_ID.match(after):
-            raise InvalidRequest("after: an outbox entry_id such as 1700000000000-0")
+        after = _stream_id(request.args.get("after") or None)
         limit = request.args.get("limit", "100")
-        if not limit.isdigit() or not 1 <= int(limit) <= 1000:
+        if not _LIMIT.fullmatch(limit) or not 1 <= int(limit) <= 1000:
             raise InvalidRequest("limit: a whole number from 1 to 1000")
-        entries = services.outbox.read(
-            channel=request.args.get("channel") or None,
-            recipient=request.args.get("recipient") or None,
-            after=after,
-            limit=int(limit),
-        )
+        if after == _LAST_STREAM_ID:
+            return jsonify([])  # nothing can come after it (Redis refuses the exclusive range)
+        try:
+            entries = services.outbox.read(
+                channel=request.args.get("channel") or None,
+                recipient=request.args.get("recipient") or None,
+                after=after,
+                limit=int(limit),
+            )
+        except redis.ResponseError as exc:
+            # Redis judges stream ids itself; one it refuses is the caller's mistake, not an outage.
+            if _REDIS_ID_ERROR.search(str(exc)):
+                raise InvalidRequest(f"after: Redis refused the id ({exc})") from exc
+            raise
         return jsonify([entry.as_dict() for entry in entries])
 
     return bp

@@ -7,17 +7,85 @@ lists them with what expires and what is kept.
 from __future__ import annotations
 
 import hashlib
+import os
+import secrets
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import redis
 
 from bot.config import Config
+from bot.errors import ConfigError
+
+#: The embedded server's password, relative to the configuration file's folder.
+REDIS_PASSWORD_FILE = "var/redis-password"  # noqa: S105 (a path, not a password)
 
 
 def redis_url(config: Config) -> str:
-    """``REDIS_URL`` when set, else the embedded server on loopback."""
-    return config.secrets.redis_url or f"redis://127.0.0.1:{config.redis.embedded_port}/0"
+    """``REDIS_URL`` when set (its password or TLS as given), else the embedded server with
+    its password."""
+    if config.secrets.redis_url:
+        return config.secrets.redis_url
+    password = quote(embedded_redis_password(config), safe="")
+    return f"redis://:{password}@{embedded_redis_host(config)}:{config.redis.embedded_port}/0"
+
+
+def redis_display_url(url: str) -> str:
+    """``url`` with its password masked, for banners and messages."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    user = f"{parts.username}:" if parts.username else ":"
+    host = parts.hostname or ""
+    netloc = f"{user}***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def embedded_redis_host(config: Config) -> str:
+    """Where clients on this machine reach the embedded server."""
+    host = config.redis.embedded_host
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
+
+
+def embedded_redis_password(config: Config) -> str:
+    """The embedded server's ``requirepass``: made once into ``var/redis-password`` (mode 0600)
+    and reused by every process and every restart."""
+    path = config.path(REDIS_PASSWORD_FILE)
+    try:
+        return _read_password(path)
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(secrets.token_urlsafe(32) + "\n")
+    try:
+        # link() never replaces: when two processes race, both use the first one's password.
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+    return _read_password(path)
+
+
+def _read_password(path: Path) -> str:
+    mode = path.stat().st_mode
+    if mode & 0o077:
+        # Another user may have read it: tighten it so it is not read again.
+        os.chmod(path, 0o600)
+    password = path.read_text(encoding="utf-8").strip()
+    # It goes into redis.conf and a URL: no spaces, quotes or backslashes, at least 16 characters.
+    if len(password) < 16 or not password.isascii() or any(c.isspace() or c in "\"'\\" for c in password):
+        raise ConfigError(
+            [
+                f"{path}: the embedded Redis password must be at least 16 ASCII characters without "
+                "spaces, quotes or backslashes; delete the file to have a new one made"
+            ]
+        )
+    return password
 
 
 def connect(config: Config) -> redis.Redis[bytes]:
@@ -35,6 +103,8 @@ class RedisAddress:
     port: int
     db: int
     password: str
+    username: str = ""
+    tls: bool = False
 
 
 def redis_address(config: Config) -> RedisAddress:
@@ -45,7 +115,9 @@ def redis_address(config: Config) -> RedisAddress:
         host=parts.hostname or "127.0.0.1",
         port=parts.port or 6379,
         db=int(db) if db.isdigit() else 0,
-        password=parts.password or "",
+        password=unquote(parts.password or ""),
+        username=unquote(parts.username or ""),
+        tls=parts.scheme == "rediss",
     )
 
 

@@ -10,9 +10,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
+
+import redis
 
 from bot.services import Services
-from channels.base import ChannelError, RateLimited
+from channels.base import ChannelError, MalformedRequest, RateLimited
 from channels.telegram import TelegramChannel
 
 logger = logging.getLogger(__name__)
@@ -30,24 +33,43 @@ def poll(
     backoff = 1.0
     echo("polling Telegram for updates (Ctrl-C to stop)")
     while True:
-        raw_offset = services.redis.get(offset_key)
-        offset = int(raw_offset) if raw_offset else None
         try:
+            raw_offset = services.redis.get(offset_key)
+            offset = int(raw_offset) if raw_offset else None
             updates = channel.get_updates(offset, timeout=1 if once else POLL_TIMEOUT_SECONDS)
             backoff = 1.0
+            accepted += _accept_all(services, channel, updates, offset_key)
         except RateLimited as exc:
             time.sleep(exc.retry_after)
             continue
-        except ChannelError as exc:
+        except (ChannelError, redis.RedisError) as exc:
+            # Telegram or Redis away: wait and ask again; updates stay with Telegram meanwhile.
             logger.warning("polling Telegram failed (%s); trying again in %.0f s", exc, backoff)
             time.sleep(backoff)
             backoff = min(backoff * 2, 60)
             continue
-        for update in updates:
-            message = channel.parse_update(update)
-            if message is not None and services.intake.accept(message):
-                accepted += 1
-            # Only move past an update once it is stored, so a crash here repeats, never loses.
-            services.redis.set(offset_key, int(update["update_id"]) + 1)
         if once:
             return accepted
+
+
+def _accept_all(
+    services: Services, channel: TelegramChannel, updates: list[dict[str, Any]], offset_key: str
+) -> int:
+    """Store each update; one that cannot be understood is logged and passed over, so it never
+    holds up the ones behind it (Telegram would give it back at the same offset forever)."""
+    accepted = 0
+    for update in updates:
+        update_id = update.get("update_id") if isinstance(update, dict) else None
+        if not isinstance(update_id, int) or isinstance(update_id, bool) or update_id < 0:
+            logger.warning("Telegram gave an update without a valid update_id; passed over")
+            continue
+        try:
+            message = channel.parse_update(update)
+        except MalformedRequest as exc:
+            logger.warning("Telegram update %d cannot be understood (%s); passed over", update_id, exc)
+            message = None
+        if message is not None and services.intake.accept(message):
+            accepted += 1
+        # Only move past an update once it is stored, so a crash here repeats, never loses.
+        services.redis.set(offset_key, update_id + 1)
+    return accepted

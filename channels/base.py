@@ -17,6 +17,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
+from channels.cleaning import UnsafeJson, loads_json
+
 
 class ChannelError(Exception):
     """Root of every error raised by a channel adapter."""
@@ -101,11 +103,15 @@ class WebhookRequest:
         return None
 
     def json(self) -> Any:
-        """Decode the body as JSON, raising :class:`MalformedRequest` when it is not."""
+        """Decode the body as JSON, raising :class:`MalformedRequest` when it is not, or when
+        it is JSON we refuse to read (nested too deep, ``NaN``, numbers out of range).
+
+        Strings come back as decoded: adapters clean them (``channels.cleaning``) before use.
+        """
         try:
-            return json.loads(self.body.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise MalformedRequest(f"body is not valid JSON: {exc}") from exc
+            return loads_json(self.body)
+        except UnsafeJson as exc:
+            raise MalformedRequest(str(exc)) from exc
 
 
 def utcnow() -> datetime:

@@ -14,6 +14,7 @@ import re
 import smtplib
 import ssl
 from dataclasses import dataclass
+from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from pathlib import Path
@@ -34,6 +35,7 @@ from channels.base import (
     WebhookRequest,
     utcnow,
 )
+from channels.cleaning import clean_line, clean_payload, clean_text
 from channels.email_parse import ParsedEmail, parse_email
 
 #: The header carrying ``sha256=<hex HMAC of the body>`` on ``POST /webhooks/email``.
@@ -123,17 +125,19 @@ def inbound_message(parsed: ParsedEmail) -> InboundMessage:
             "permanent": parsed.bounce.permanent,
             "original_message_id": parsed.bounce.original_message_id,
         }
+    # The parser already cleans what it decodes; this is the last word on everything stored.
+    thread_id = parsed.references[0] if parsed.references else parsed.in_reply_to
     return InboundMessage(
         channel="email",
-        external_id=parsed.message_id,
+        external_id=clean_line(parsed.message_id),
         # A bounce has no sender to answer; it still needs an address to be queued under.
-        sender=parsed.sender or "mailer-daemon",
-        text=parsed.text,
-        recipient=parsed.to[0] if parsed.to else "",
+        sender=clean_line(parsed.sender) or "mailer-daemon",
+        text=clean_text(parsed.text),
+        recipient=clean_line(parsed.to[0]) if parsed.to else "",
         received_at=parsed.date or utcnow(),
-        sender_handle=parsed.sender_name or None,
-        thread_id=(parsed.references[0] if parsed.references else parsed.in_reply_to),
-        raw=raw,
+        sender_handle=clean_line(parsed.sender_name) or None,
+        thread_id=clean_line(thread_id) if thread_id else None,
+        raw=clean_payload(raw),
         kind=kind,
     )
 
@@ -266,6 +270,13 @@ class EmailChannel(Channel):
         if message.language:  # after the body: setting content clears Content-* headers
             mail["Content-Language"] = message.language
         return mail
+
+    def find_sent(self, message: OutboundMessage, since: datetime) -> DeliveryReceipt | None:
+        """SMTP cannot tell: a submission server keeps no record we can ask. After an attempt
+        whose outcome we did not record we send again, with the same ``Message-ID``
+        (:func:`message_id_for`): receiving mail systems and clients (Gmail among them) drop a
+        second copy with a Message-ID they already hold, so the person normally sees one."""
+        return None
 
     def send(self, message: OutboundMessage) -> DeliveryReceipt:
         if self._smtp is None:

@@ -46,6 +46,7 @@ from inscriptis.model.config import ParserConfig  # type: ignore[import-untyped]
 from inscriptis.model.html_element import HtmlElement  # type: ignore[import-untyped]
 
 from channels.base import MalformedRequest
+from channels.cleaning import clean_line, clean_text
 
 __all__ = [
     "MALFORMED_REASONS",
@@ -140,6 +141,10 @@ _HEADER_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 # curly quotes), the way browsers read it too.
 _C1 = re.compile(r"[\x80-\x9f]")
 _MSG_ID = re.compile(r"<([^<>]*)>")
+_MULTIPART_HEADER = re.compile(rb"^content-type:[ \t\r\n]*multipart/", re.IGNORECASE | re.MULTILINE)
+_MAX_MULTIPARTS = 100
+# RFC 5322 caps a line at 998 characters; real Message-IDs are well under 100.
+_MAX_MESSAGE_ID = 250
 _COMMENT = re.compile(r"\([^()]*\)")
 _BRACKET = re.compile(r"[<>]")
 _ENHANCED_STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
@@ -253,6 +258,13 @@ def _parse(raw: bytes) -> ParsedEmail:
     first_line = body_bytes.split(b"\n", 1)[0]
     if not body_bytes.strip() or not _HEADER_LINE.match(first_line):
         raise MalformedEmail("not_email", "The data does not start with email headers; it is not an email.")
+    if len(_MULTIPART_HEADER.findall(body_bytes)) > _MAX_MULTIPARTS:
+        # The email package walks nested parts recursively and slowly: thousands of levels
+        # take seconds before they fail. No person's mail has this many multipart parts.
+        raise MalformedEmail(
+            "broken_mime",
+            f"The email's MIME parts are nested too deeply or too many (over {_MAX_MULTIPARTS} multiparts).",
+        )
     message = email.message_from_bytes(body_bytes, policy=_POLICY)
     names = {name.lower() for name in message}
     if not names & _EMAIL_HEADERS:
@@ -434,7 +446,7 @@ def _normalise_newlines(text: str) -> str:
 
 
 def _clean_text(text: str) -> str:
-    text = _CONTROL.sub("", _normalise_newlines(text))
+    text = clean_text(_CONTROL.sub("", _normalise_newlines(text)))
     return "\n".join(line.rstrip() for line in text.split("\n")).strip()
 
 
@@ -673,7 +685,8 @@ def _decoded(name: str, raw_value: str, defects: list[str] | None = None) -> str
         if defects is not None:
             defects.extend(type(defect).__name__ for defect in header.defects)
         value = str(header)
-    return _HEADER_CONTROL.sub("", _windows_1252_c1(value)).strip()
+    # A broken encoded word ("=?UTF-8?Q?L=C3pez?=") decodes to lone surrogates: U+FFFD.
+    return clean_line(_HEADER_CONTROL.sub("", _windows_1252_c1(value))).strip()
 
 
 def _header_object(name: str, value: str) -> BaseHeader | None:
@@ -704,7 +717,7 @@ def _addresses(message: Message, name: str) -> list[tuple[str, str]]:
             spec = spec.strip().lower()
             local, at, domain = spec.rpartition("@")
             if at and local and domain and spec.isprintable() and " " not in spec:
-                found.append((" ".join(_HEADER_CONTROL.sub("", display).split()), spec))
+                found.append((" ".join(clean_line(_HEADER_CONTROL.sub("", display)).split()), spec))
     return found
 
 
@@ -775,12 +788,21 @@ def _message_id(message: Message, raw: bytes) -> str:
     for value in _raw_values(message, "Message-ID"):
         ids = _msg_ids(value)
         if ids:
-            return ids[0]
+            return _bounded_id(ids[0])
         bare = _BRACKET.sub("", "".join(_COMMENT.sub("", _HEADER_CONTROL.sub("", value)).split()))
         if bare:
-            return f"<{bare}>"
+            return _bounded_id(f"<{bare}>")
     # Stable, so a re-delivered copy of the same bytes de-duplicates.
     return f"<{hashlib.sha256(raw).hexdigest()[:32]}@debtbot.invalid>"
+
+
+def _bounded_id(message_id: str) -> str:
+    """The id as it is when it is a sane one; else a stable stand-in derived from it, so the
+    de-duplication key stays short and printable whatever the header held."""
+    if len(message_id) <= _MAX_MESSAGE_ID and message_id.isprintable():
+        return message_id
+    digest = hashlib.sha256(message_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return f"<{digest}@debtbot.invalid>"
 
 
 def _date(message: Message) -> datetime | None:

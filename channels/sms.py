@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,6 +31,7 @@ from channels.base import (
     WebhookAck,
     WebhookRequest,
 )
+from channels.cleaning import clean_line, clean_text
 from channels.sms_text import segments
 
 #: Twilio's answer to "reply nothing now": the reply goes out later from the worker.
@@ -66,6 +68,37 @@ _TWILIO_STATUS = {
     "failed": DeliveryStatus.FAILED,
     "canceled": DeliveryStatus.FAILED,
 }
+
+#: Twilio's ids: two letters (SM, MM...) and 32 hex digits; a little slack on the rest, never
+#: anything but letters and digits, so an id is safe in a Redis key and a log line.
+_SID = re.compile(r"[A-Za-z]{2}[A-Za-z0-9]{1,62}")
+#: Our outbox ids, as they ride back in a status callback's URL.
+_OUTBOX_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+_ERROR_CODE = re.compile(r"[0-9]{1,10}")
+#: Phone numbers, short codes, alphanumeric senders and ``whatsapp:+1...`` all fit.
+_MAX_ADDRESS = 64
+_MAX_ERROR_MESSAGE = 500
+
+
+def _clean_form(form: Mapping[str, str]) -> dict[str, str]:
+    """Every field cleaned: one-line values, the message body keeps its line breaks."""
+    return {
+        clean_line(key): clean_text(value) if key == "Body" else clean_line(value).strip()
+        for key, value in form.items()
+    }
+
+
+def _message_sid(value: str) -> str:
+    if not _SID.fullmatch(value):
+        raise MalformedRequest(f"MessageSid: not a Twilio message id ({value[:40]!r})")
+    return value
+
+
+def _address(name: str, value: str) -> str:
+    if len(value) > _MAX_ADDRESS:
+        raise MalformedRequest(f"{name}: longer than {_MAX_ADDRESS} characters")
+    return value
+
 
 #: How far Twilio's clock and ours may disagree when matching a message after a timeout.
 _CLOCK_SLACK = timedelta(minutes=5)
@@ -116,17 +149,17 @@ class SmsChannel(Channel):
             raise ChannelAuthError("X-Twilio-Signature does not match the request")
 
     def parse(self, request: WebhookRequest) -> InboundMessage | None:
-        form: Mapping[str, str] = request.form
+        form = _clean_form(request.form)
         missing = [key for key in ("MessageSid", "From") if not form.get(key)]
         if missing:
             raise MalformedRequest(f"missing form field(s): {', '.join(missing)}")
         return InboundMessage(
             channel=self.name,
-            external_id=form["MessageSid"],
-            sender=form["From"],
-            recipient=form.get("To", ""),
-            text=form.get("Body", ""),
-            raw=dict(form),
+            external_id=_message_sid(form["MessageSid"]),
+            sender=_address("From", form["From"]),
+            recipient=_address("To", form.get("To", "")),
+            text=clean_text(form.get("Body", "")),
+            raw=form,
         )
 
     def ack(self) -> WebhookAck:
@@ -134,30 +167,35 @@ class SmsChannel(Channel):
 
     def parse_status(self, request: WebhookRequest) -> StatusCallback | None:
         """A status callback; ``None`` for one we did not ask for (no outbox id in the URL)."""
-        form: Mapping[str, str] = request.form
+        form = _clean_form(request.form)
         raw_status = form.get("MessageStatus") or form.get("SmsStatus") or ""
         missing = [key for key in ("MessageSid", "To") if not form.get(key)] + (
             [] if raw_status else ["MessageStatus"]
         )
         if missing:
             raise MalformedRequest(f"missing form field(s): {', '.join(missing)}")
+        external_id = _message_sid(form["MessageSid"])
+        recipient = _address("To", form["To"])
         outbox_id = parse_qs(urlsplit(request.url).query).get("o", [""])[0]
         status = _TWILIO_STATUS.get(raw_status)
-        if not outbox_id or status is None:
+        # Only ids we made come back in the URL; anything else is not a callback of ours.
+        if not _OUTBOX_ID.fullmatch(outbox_id) or status is None:
             return None
         error_code = form.get("ErrorCode") or None
+        if error_code is not None and not _ERROR_CODE.fullmatch(error_code):
+            raise MalformedRequest("ErrorCode: a Twilio error code is a number of up to 10 digits")
+        error_message = form.get("ErrorMessage", "")[:_MAX_ERROR_MESSAGE]
         return StatusCallback(
             receipt=DeliveryReceipt(
                 outbox_id=outbox_id,
                 channel=self.name,
                 status=status,
-                external_id=form["MessageSid"],
+                external_id=external_id,
                 error_code=error_code,
-                error_message=form.get("ErrorMessage")
-                or (f"Twilio error {error_code}" if error_code else None),
-                raw=dict(form),
+                error_message=error_message or (f"Twilio error {error_code}" if error_code else None),
+                raw=form,
             ),
-            recipient=form["To"],
+            recipient=recipient,
         )
 
     def _sender(self) -> dict[str, str]:

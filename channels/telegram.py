@@ -8,14 +8,16 @@ import hmac
 import html
 import re
 import threading
+import warnings
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
+from telegram.warnings import PTBUserWarning
 
 from channels.base import (
     Channel,
@@ -30,6 +32,11 @@ from channels.base import (
     RateLimited,
     WebhookRequest,
 )
+from channels.cleaning import clean_line, clean_payload
+
+# get_updates asks for raw JSON on purpose (see TelegramChannel.get_updates); PTB would rather
+# we used its parsing method.
+warnings.filterwarnings("ignore", message=r"Please use 'Bot\.getUpdates'", category=PTBUserWarning)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
 #: Our error code for "the user blocked the bot" (Telegram's 403 Forbidden).
@@ -88,6 +95,75 @@ def read_button_data(data: str) -> ButtonPress | None:
     return ButtonPress(int(match[1]) - 1, match[2]) if match else None
 
 
+#: Telegram's ids have at most 52 significant bits (its documentation says so); 2^53 leaves a
+#: little slack. A negative chat id is a group or channel.
+_MAX_ID = 2**53
+#: Every date in the Bot API is Unix time; anything past 2106 (32 bits) is not a real date, and
+#: a huge one overflows ``datetime`` inside PTB.
+_MAX_DATE = 2**32 - 1
+
+
+def _is_int(value: object, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _handle(username: object) -> str | None:
+    """A Telegram username as we keep it: one line, no spaces; otherwise none."""
+    if not isinstance(username, str) or not username:
+        return None
+    handle = clean_line(username).strip()
+    return handle[:64] if handle and " " not in handle else None
+
+
+def _check_message(where: str, message: object) -> None:
+    if not isinstance(message, dict):
+        raise MalformedRequest(f"{where}: a Message is an object")
+    chat = message.get("chat")
+    if not isinstance(chat, dict) or not _is_int(chat.get("id"), -_MAX_ID, _MAX_ID):
+        raise MalformedRequest(f"{where}.chat: needs an integer id")
+    if not isinstance(chat.get("type"), str):
+        raise MalformedRequest(f"{where}.chat.type: a string")
+    # Service messages in inaccessible chats carry date 0; everything else a real time.
+    if "date" in message and not _is_int(message["date"], 0, _MAX_DATE):
+        raise MalformedRequest(f"{where}.date: Unix time in seconds (0 to {_MAX_DATE})")
+    for name in ("text", "caption"):
+        if message.get(name) is not None and not isinstance(message[name], str):
+            raise MalformedRequest(f"{where}.{name}: a string")
+    _check_user(f"{where}.from", message.get("from"))
+
+
+def _check_user(where: str, user: object) -> None:
+    if user is None:
+        return
+    if not isinstance(user, dict) or not _is_int(user.get("id"), -_MAX_ID, _MAX_ID):
+        raise MalformedRequest(f"{where}: a User with an integer id")
+    for name in ("first_name", "last_name", "username"):
+        if user.get(name) is not None and not isinstance(user[name], str):
+            raise MalformedRequest(f"{where}.{name}: a string")
+
+
+def _check_update(data: dict[str, Any]) -> None:
+    """The parts of an Update we read have the Bot API's types and ranges.
+
+    PTB's ``de_json`` takes the Bot API on trust; we check what we use ourselves, so a forged
+    update is a clear 400 rather than an exception deep inside PTB or a strange value stored.
+    """
+    if not _is_int(data.get("update_id"), 0, _MAX_ID):
+        raise MalformedRequest("update_id: a non-negative integer")
+    for name in ("message", "edited_message", "channel_post", "edited_channel_post"):
+        if data.get(name) is not None:
+            _check_message(name, data[name])
+    query = data.get("callback_query")
+    if query is not None:
+        if not isinstance(query, dict) or not isinstance(query.get("id"), str):
+            raise MalformedRequest("callback_query: needs a string id")
+        _check_user("callback_query.from", query.get("from"))
+        if query.get("data") is not None and not isinstance(query["data"], str):
+            raise MalformedRequest("callback_query.data: a string")
+        if query.get("message") is not None:
+            _check_message("callback_query.message", query["message"])
+
+
 class TelegramChannel(Channel):
     """The Telegram adapter; ``bot_token`` is only needed to send.
 
@@ -130,16 +206,20 @@ class TelegramChannel(Channel):
 
     def parse(self, request: WebhookRequest) -> InboundMessage | None:
         data = request.json()
-        if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
-            raise MalformedRequest("a Telegram Update needs an integer update_id")
+        if not isinstance(data, dict) or not _is_int(data.get("update_id"), 0, _MAX_ID):
+            raise MalformedRequest("a Telegram Update needs a non-negative integer update_id")
         return self.parse_update(data)
 
     def parse_update(self, data: dict[str, Any]) -> InboundMessage | None:
         """An Update as our message; ``None`` for what we ignore (groups, edits, joins...)."""
+        data = clean_payload(data)  # lone surrogates, control characters: before anything reads it
+        _check_update(data)
         try:
             update = Update.de_json(data, None)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise MalformedRequest(f"not a Telegram Update: {exc}") from exc
+        except Exception as exc:
+            # PTB trusts the Bot API and does not validate: hostile input surfaces as whatever
+            # its constructors raise (KeyError, TypeError, OverflowError in a date...).
+            raise MalformedRequest(f"not a Telegram Update: {type(exc).__name__}") from exc
         if update is None:
             return None
         external_id = str(update.update_id)
@@ -153,14 +233,14 @@ class TelegramChannel(Channel):
                 external_id=external_id,
                 sender=str(chat.id),
                 text=(query.data or "")[:64],
-                sender_handle=query.from_user.username,
+                sender_handle=_handle(query.from_user.username),
                 raw=data,
                 kind="choice",
             )
         message = update.message
         if message is None or message.chat.type != "private":
             return None
-        handle = message.from_user.username if message.from_user else None
+        handle = _handle(message.from_user.username) if message.from_user else None
         text = message.text
         kind = "text"
         if text is None:
@@ -214,6 +294,13 @@ class TelegramChannel(Channel):
         if wait > 0:
             raise RateLimited("Telegram pace (per chat / per bot)", retry_after=wait)
 
+    def find_sent(self, message: OutboundMessage, since: datetime) -> DeliveryReceipt | None:
+        """Telegram cannot tell: the Bot API has no list of what a bot sent and no idempotency
+        key. After an attempt whose outcome we did not record we send again (at least once):
+        most such attempts never reached Telegram (the intent is recorded before the call), a
+        repeated reply in a chat is a small harm, and an answer that never comes is not."""
+        return None
+
     def send(self, message: OutboundMessage) -> DeliveryReceipt:
         self._runtime()  # fails fast, before pacing, without a token
         self._pace(message.recipient)
@@ -253,11 +340,13 @@ class TelegramChannel(Channel):
         )
 
     def get_updates(self, offset: int | None, timeout: int) -> list[dict[str, Any]]:
-        """Long-poll for updates (development without a public URL)."""
+        """Long-poll for updates (development without a public URL), as Telegram's raw JSON:
+        PTB's ``get_updates`` parses the whole batch and one hostile update would fail them
+        all; each is parsed (and, if need be, passed over) by :meth:`parse_update` instead."""
+        arguments: dict[str, Any] = {"timeout": timeout, "allowed_updates": ["message", "callback_query"]}
+        if offset is not None:
+            arguments["offset"] = offset
         updates = self.call(
-            lambda bot: bot.get_updates(
-                offset=offset, timeout=timeout, allowed_updates=["message", "callback_query"],
-                read_timeout=timeout + 10,
-            )
-        )  # fmt: skip
-        return [u.to_dict() for u in updates]
+            lambda bot: bot.do_api_request("getUpdates", api_kwargs=arguments, read_timeout=timeout + 10)
+        )
+        return [u for u in updates if isinstance(u, dict)] if isinstance(updates, list) else []

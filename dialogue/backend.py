@@ -83,9 +83,16 @@ class DialogueBackend(Protocol):
         ...
 
     def flag_for_agent(
-        self, account_id: str | None, conversation_id: str, reason: str, detail: str = ""
+        self,
+        account_id: str | None,
+        conversation_id: str,
+        reason: str,
+        detail: str = "",
+        *,
+        message_id: str = "",
     ) -> None:
-        """Put the conversation in the agents' queue with a reason."""
+        """Put the conversation in the agents' queue with a reason; once per ``message_id``
+        (the user message that led to it) when given, however often the turn is retried."""
         ...
 
     def mark_wrong_party(
@@ -136,9 +143,13 @@ class DialogueBackend(Protocol):
         *,
         kind: str = "plan",
         channel: str = "",
+        message_id: str = "",
     ) -> CreatedPlan:
         """Store an agreed plan (or settlement) with the ``channel`` it was agreed on (its
-        reminders go there), build its payment link and announce it to the creditor."""
+        reminders go there), build its payment link and announce it to the creditor.
+
+        With ``message_id`` (the user message that agreed it) this happens once: a retried
+        turn gets the plan already made for that message back."""
         ...
 
 

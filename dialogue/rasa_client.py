@@ -21,6 +21,17 @@ class RasaRejected(RasaError):
     """Rasa refused the request itself (bad token, bad body): retrying will not help."""
 
 
+class RasaActionFailed(RasaError):
+    """A custom action failed while the action server was up; Rasa kept nothing of the turn.
+
+    It may work next time (a crash mid-request) or never (a bug): callers retry a few times,
+    then hand the message to a person."""
+
+    def __init__(self, message: str, actions: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.actions = actions
+
+
 @dataclass(frozen=True)
 class BotReply:
     """One message the bot wants to say."""
@@ -37,10 +48,19 @@ class RasaClient:
     keeps metadata and reports failures as 503 so callers can retry.
     """
 
-    def __init__(self, base_url: str, token: str, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        timeout: float = 30.0,
+        *,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self._base = base_url.rstrip("/")
         self._token = token
-        self._client = httpx.Client(timeout=timeout, headers={"Authorization": f"Bearer {token}"})
+        self._client = httpx.Client(
+            timeout=timeout, headers={"Authorization": f"Bearer {token}"}, transport=transport
+        )
 
     def close(self) -> None:
         """Release the connection pool."""
@@ -51,6 +71,9 @@ class RasaClient:
             answer = self._client.request(method, f"{self._base}{path}", **kwargs)
         except httpx.HTTPError as exc:
             raise RasaUnavailable(f"Rasa server unreachable: {type(exc).__name__}") from exc
+        if answer.status_code == 500 and _error_of(answer) == "action_failed":
+            actions = tuple(str(a) for a in answer.json().get("actions") or ())
+            raise RasaActionFailed(f"custom action(s) failed: {', '.join(actions) or '?'}", actions)
         # 409: no model loaded yet (the server is starting); 5xx: Rasa or its actions down.
         if answer.status_code == 409 or answer.status_code >= 500:
             raise RasaUnavailable(f"Rasa server answered {answer.status_code}")
@@ -59,19 +82,30 @@ class RasaClient:
         return answer
 
     def send_message(
-        self, conversation_id: str, text: str, *, channel: str, metadata: Mapping[str, Any]
+        self,
+        conversation_id: str,
+        text: str,
+        *,
+        channel: str,
+        metadata: Mapping[str, Any],
+        message_id: str | None = None,
     ) -> list[BotReply]:
-        """Hand one user message to the dialogue and return what the bot says back."""
-        answer = self._request(
-            "POST",
-            "/webhooks/debtbot/webhook",
-            json={
-                "sender": conversation_id,
-                "message": text,
-                "input_channel": channel,
-                "metadata": dict(metadata),
-            },
-        )
+        """Hand one user message to the dialogue and return what the bot says back.
+
+        With ``message_id`` (stable across retries, e.g. ``sms:<MessageSid>``) the dialogue
+        handles the message once: a repeat returns the answers it got the first time.
+        Raises :class:`RasaUnavailable` (wait and retry), :class:`RasaActionFailed` (retry a
+        few times) or :class:`RasaRejected` (do not retry).
+        """
+        body: dict[str, Any] = {
+            "sender": conversation_id,
+            "message": text,
+            "input_channel": channel,
+            "metadata": dict(metadata) | ({"message_id": message_id} if message_id else {}),
+        }
+        if message_id:
+            body["message_id"] = message_id
+        answer = self._request("POST", "/webhooks/debtbot/webhook", json=body)
         return [_reply(item) for item in answer.json()]
 
     def trigger_intent(
@@ -91,6 +125,14 @@ class RasaClient:
         answer = self._request("GET", "/status", params={"token": self._token})
         result: dict[str, Any] = answer.json()
         return result
+
+
+def _error_of(answer: httpx.Response) -> str:
+    try:
+        body = answer.json()
+    except ValueError:
+        return ""
+    return str(body.get("error") or "") if isinstance(body, dict) else ""
 
 
 def _reply(item: Mapping[str, Any]) -> BotReply:

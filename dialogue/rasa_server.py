@@ -27,6 +27,13 @@ def main(argv: list[str] | None = None) -> int:
     from rasa.utils.common import configure_logging_and_warnings
     from rasa.utils.log_utils import configure_structlog
 
+    from dialogue.rasa_connector import install_turn_guard
+
+    # A custom action failing mid-turn aborts the turn (not saved, the worker retries) instead
+    # of Rasa's "Bot will continue, but the actions events are lost". Our input channel arms
+    # it too; here it is armed before any model or channel loads.
+    install_turn_guard()
+
     # INFO, as `rasa run` does by default: Rasa's DEBUG lines carry what users wrote.
     configure_logging_and_warnings(logging.INFO)
     configure_structlog(logging.INFO)

@@ -42,6 +42,7 @@ TEST_SECRETS = {
     "RASA_AUTH_TOKEN": "test-rasa-token",
     "DEBTBOT_SECRET_KEY": "test-secret-key",
     "EMAIL_WEBHOOK_SECRET": "test-email-secret",
+    "DEBTBOT_ACTIONS_TOKEN": "test-actions-token",
 }
 
 

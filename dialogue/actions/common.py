@@ -21,6 +21,9 @@ class Who:
     channel: str
     address: str
     language: str
+    #: The user message being answered (the worker's stable id, e.g. ``sms:<MessageSid>``):
+    #: what the actions that record something key their idempotency on.
+    message_id: str = ""
 
 
 def who(tracker: Tracker) -> Who:
@@ -33,6 +36,7 @@ def who(tracker: Tracker) -> Who:
         channel=str(tracker.get_slot("channel") or metadata.get("channel") or ""),
         address=str(metadata.get("address") or ""),
         language=language if language in LANGUAGES else "en",
+        message_id=str(metadata.get("message_id") or tracker.latest_message.get("message_id") or ""),
     )
 
 

@@ -243,7 +243,11 @@ class ActionCreatePlan(Action):
             dispatcher.utter_message(response="utter_plan_change")
             return reset
         # Its reminders go where the person agreed it.
-        created = store.create_plan(account.account_id, tracker.sender_id, plan, channel=who(tracker).channel)
+        # Once per message: a retried turn (or a replayed "yes") gets this same plan back.
+        created = store.create_plan(
+            account.account_id, tracker.sender_id, plan, channel=who(tracker).channel,
+            message_id=who(tracker).message_id,
+        )  # fmt: skip
         schedule = describe_schedule(plan, who(tracker).language, account.country)
         dispatcher.utter_message(
             response="utter_plan_created", link=created.payment_link, plan_schedule=schedule
@@ -270,8 +274,9 @@ class ActionPayInFull(Action):
         balance = format_money(account.balance, account.currency, identity.language, account.country)
         full = Settlement(amount=account.balance, currency=account.currency, percent=Decimal(100))
         created = store.create_plan(
-            account.account_id, tracker.sender_id, full, kind="full", channel=identity.channel
-        )
+            account.account_id, tracker.sender_id, full, kind="full", channel=identity.channel,
+            message_id=identity.message_id,
+        )  # fmt: skip
         dispatcher.utter_message(
             response="utter_pay_in_full_link", balance=balance, link=created.payment_link
         )
@@ -306,8 +311,9 @@ class ActionAcceptSettlement(Action):
             dispatcher.utter_message(response="utter_settlement_declined")
             return []
         created = store.create_plan(
-            account.account_id, tracker.sender_id, offer, kind="settlement", channel=identity.channel
-        )
+            account.account_id, tracker.sender_id, offer, kind="settlement", channel=identity.channel,
+            message_id=identity.message_id,
+        )  # fmt: skip
         dispatcher.utter_message(
             response="utter_settlement_created",
             settlement=format_money(offer.amount, offer.currency, identity.language, account.country),

@@ -26,7 +26,11 @@ class ActionFlagHardship(Action):
     ) -> list[EventType]:
         identity = who(tracker)
         backend().flag_for_agent(
-            identity.account_id, identity.conversation_id, "hardship", latest_text(tracker)
+            identity.account_id,
+            identity.conversation_id,
+            "hardship",
+            latest_text(tracker),
+            message_id=identity.message_id,
         )
         return []
 
@@ -58,9 +62,12 @@ class ActionRecordDispute(Action):
     ) -> list[EventType]:
         identity = who(tracker)
         store = backend()
+        # Once per message: a retried turn (an action after this one failed) pauses nothing
+        # new (the pause is a flag) and puts the dispute in the agents' queue only once.
         if identity.account_id:
             store.pause_collection(identity.account_id, "dispute", latest_text(tracker))
-        store.flag_for_agent(identity.account_id, identity.conversation_id, "dispute", latest_text(tracker))
+        store.flag_for_agent(identity.account_id, identity.conversation_id, "dispute", latest_text(tracker),
+                             message_id=identity.message_id)  # fmt: skip
         return []
 
 
@@ -75,7 +82,11 @@ class ActionHandoff(Action):
     ) -> list[EventType]:
         identity = who(tracker)
         backend().flag_for_agent(
-            identity.account_id, identity.conversation_id, "asked_for_person", latest_text(tracker)
+            identity.account_id,
+            identity.conversation_id,
+            "asked_for_person",
+            latest_text(tracker),
+            message_id=identity.message_id,
         )
         return []
 
@@ -111,7 +122,8 @@ class ActionRecordPaymentClaim(Action):
         detail = f"paid: {tracker.get_slot('paid_date')}; method: {tracker.get_slot('paid_method')}"
         if identity.account_id:
             store.pause_collection(identity.account_id, "payment_claimed", detail)
-        store.flag_for_agent(identity.account_id, identity.conversation_id, "payment_claimed", detail)
+        store.flag_for_agent(identity.account_id, identity.conversation_id, "payment_claimed", detail,
+                             message_id=identity.message_id)  # fmt: skip
         return []
 
 
@@ -156,7 +168,8 @@ class ActionRecordCallback(Action):
         detail = f"{how}: {when}" + (f" (signs: {', '.join(reasons)})" if reasons else "")
         store = backend()
         store.record_callback(identity.account_id, identity.conversation_id, when, how)
-        store.flag_for_agent(identity.account_id, identity.conversation_id, "callback", detail)
+        store.flag_for_agent(identity.account_id, identity.conversation_id, "callback", detail,
+                             message_id=identity.message_id)  # fmt: skip
         return []
 
 

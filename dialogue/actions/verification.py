@@ -58,6 +58,7 @@ class ValidateVerifyForm(FormValidationAction):
                 identity.conversation_id,
                 "verification_failed",
                 f"{failures} wrong answers",
+                message_id=identity.message_id,
             )
             return {"verification_answer": "failed", "verified": False, "verification_failures": failures}
         dispatcher.utter_message(response="utter_verification_retry")

@@ -103,3 +103,39 @@ def test_created_plan_is_stored_linked_and_announced(
     assert (
         event[b"type"] == b"plan.created" and json.loads(event[b"body"])["data"]["plan_id"] == created.plan_id
     )
+
+
+def test_a_plan_is_made_once_per_agreeing_message_however_often_the_turn_runs(
+    make_config: ConfigFactory, redis_client: redis.Redis
+) -> None:
+    backend = backend_for(make_config, redis_client)
+    plan = Settlement(Decimal("1062.93"), "USD", Decimal(85))
+    first = backend.create_plan("ACC-1001", "acct-ACC-1001", plan, kind="settlement", message_id="sms:SM1")
+    again = backend.create_plan("ACC-1001", "acct-ACC-1001", plan, kind="settlement", message_id="sms:SM1")
+    assert again == first
+    assert redis_client.lrange("debtbot:account:ACC-1001:plans", 0, -1) == [first.plan_id.encode()]
+    assert len(redis_client.xrange("debtbot:events")) == 1
+    # Another message agreeing again (a new "yes") is a new decision: a new plan.
+    other = backend.create_plan("ACC-1001", "acct-ACC-1001", plan, kind="settlement", message_id="sms:SM2")
+    assert other.plan_id != first.plan_id
+
+
+def test_a_plan_whose_first_attempt_died_before_storing_it_is_stored_under_the_claimed_id(
+    make_config: ConfigFactory, redis_client: redis.Redis
+) -> None:
+    backend = backend_for(make_config, redis_client)
+    # The first attempt claimed an id and died before the plan was stored.
+    redis_client.set("debtbot:dedupe:plan:full:sms:SM1", "claimed0000000a")
+    full = Settlement(Decimal("1250.50"), "USD", Decimal(100))
+    created = backend.create_plan("ACC-1001", "acct-ACC-1001", full, kind="full", message_id="sms:SM1")
+    assert created.plan_id == "claimed0000000a"
+    assert redis_client.get("debtbot:plan:claimed0000000a") is not None
+
+
+def test_a_flag_raised_by_a_retried_turn_reaches_the_agents_once(
+    make_config: ConfigFactory, redis_client: redis.Redis
+) -> None:
+    backend = backend_for(make_config, redis_client)
+    for _ in range(2):
+        backend.flag_for_agent("ACC-1001", "acct-ACC-1001", "dispute", "not mine", message_id="sms:SM1")
+    assert len(redis_client.xrange("debtbot:agents:queue")) == 1

@@ -37,7 +37,13 @@ class ScriptedRasa:
         self.metadata: list[dict[str, Any]] = []
 
     def send_message(
-        self, conversation_id: str, text: str, *, channel: str, metadata: Mapping[str, Any]
+        self,
+        conversation_id: str,
+        text: str,
+        *,
+        channel: str,
+        metadata: Mapping[str, Any],
+        message_id: str | None = None,
     ) -> list[BotReply]:
         self.calls.append((conversation_id, text))
         self.metadata.append(dict(metadata))

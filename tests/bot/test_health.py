@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import redis
 
 from bot.app import create_app
 from bot.health import newest_heartbeat_age
-from bot.services import build_services
-from tests.conftest import ConfigFactory, free_port
+from bot.jobs import publish_state
+from bot.services import Services, build_services
+from bot.worker import Worker
+from tests.conftest import ConfigFactory, free_port, wait_for
+
+
+def checks(services: Services) -> tuple[int, dict[str, Any]]:
+    answer = create_app(services.config, services).test_client().get("/healthz")
+    return answer.status_code, answer.get_json()["checks"]
 
 
 def test_everything_down_but_redis_is_503_with_each_check(
@@ -30,6 +38,8 @@ def test_everything_down_but_redis_is_503_with_each_check(
         "error": "no worker has ever reported",
         "latency_ms": report["checks"]["worker"]["latency_ms"],
     }
+    assert report["checks"]["queues"]["ok"] is True
+    assert report["checks"]["queues"]["inbound"] == {"waiting_conversations": 0, "oldest_wait_s": None}
     assert report["channels"] == {"sms": "sandbox", "telegram": "sandbox", "email": "sandbox"}
 
 
@@ -54,3 +64,55 @@ def test_redis_down_is_reported_not_raised(make_config: ConfigFactory) -> None:
     answer = create_app(config, build_services(config, dead)).test_client().get("/healthz")
     assert answer.status_code == 503
     assert answer.get_json()["checks"]["redis"]["ok"] is False
+
+
+def test_a_message_waiting_longer_than_max_wait_fails_healthz(
+    make_config: ConfigFactory, redis_client: redis.Redis
+) -> None:
+    services = build_services(make_config(worker={"max_wait_seconds": 0.5}), redis_client)
+    services.inbound.append("sms-a", "{}", dedupe_key="t:dd:1", dedupe_ttl_seconds=60)  # no worker drains it
+
+    def failing() -> dict[str, Any]:
+        status, report = checks(services)
+        return report["queues"] if status == 503 and not report["queues"]["ok"] else {}
+
+    queues = wait_for(failing, timeout=5, what="the queue check to fail")
+    assert queues["inbound"]["waiting_conversations"] == 1 and queues["inbound"]["oldest_wait_s"] > 0.5
+    assert queues["outbound"] == {"waiting_conversations": 0, "oldest_wait_s": None}
+    services.inbound.drain("sms-a", lambda e: None)
+    assert checks(services)[1]["queues"]["ok"] is True
+
+
+def test_a_worker_with_a_dead_thread_fails_healthz_until_it_is_started_again(
+    make_config: ConfigFactory, redis_client: redis.Redis
+) -> None:
+    services = build_services(make_config(), redis_client)
+    worker = Worker(services, worker_id="w1", maintain=False)  # the test beats and supervises
+    worker.start()
+    try:
+        worker.beat()
+        assert checks(services)[1]["worker"]["ok"] is True
+        consumer = worker._dramatiq.consumers["drain.DQ"]
+        consumer.stop()
+        consumer.join(5)
+        worker.beat()
+        status, report = checks(services)
+        assert status == 503 and report["worker"]["ok"] is False
+        assert report["worker"]["workers"]["w1"]["dead_threads"] == ["consumer:drain.DQ"]
+        assert worker.supervise() == ["consumer:drain.DQ"]
+        worker.beat()
+        report = checks(services)[1]["worker"]
+        assert report["ok"] is True and report["workers"]["w1"]["thread_restarts"] == 1
+    finally:
+        worker.stop(timeout=5)
+
+
+def test_only_live_workers_count_for_dead_threads(
+    make_config: ConfigFactory, redis_client: redis.Redis
+) -> None:
+    services = build_services(make_config(worker={"heartbeat_seconds": 1}), redis_client)
+    now = time.time()
+    publish_state(redis_client, services.keys, "gone", {"consumer:drain": False}, restarts=0, now=now - 60)
+    publish_state(redis_client, services.keys, "here", {"consumer:drain": True}, restarts=0, now=now)
+    report = checks(services)[1]["worker"]
+    assert report["ok"] is True and list(report["workers"]) == ["here"]

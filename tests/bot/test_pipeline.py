@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import time
+from dataclasses import replace
+from typing import Any
 
+import httpx
 import pytest
 import redis
 
 from bot.addresses import address_key
+from bot.agent_queue import AgentQueue
 from bot.config import Config
-from bot.pipeline import InboundHandler, OutboundHandler
+from bot.pipeline import DialogueFailed, InboundHandler, NotAnswered, OutboundHandler
 from bot.queues import Entry, RetryLater
 from bot.services import Services, build_services
 from channels.base import InboundMessage, OutboundMessage
@@ -171,3 +176,57 @@ def test_a_proactive_text_in_daytime_carries_the_opt_out_line_and_counts_towards
     [sent] = services.outbox.read()
     assert sent.text == "Hi James, how are you?\nReply STOP to stop texts."
     assert redis_client.zcard(services.keys.contact_log("G1")) == 1
+
+
+def _rasa_answering(status: int, body: Any, seen: list[dict[str, Any]]) -> RasaClient:
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(json.loads(request.content))
+        return httpx.Response(status, json=body)
+
+    return RasaClient("http://rasa.test", "t", transport=httpx.MockTransport(answer))
+
+
+def test_the_dialogue_hears_each_message_under_its_provider_id(
+    make_config: ConfigFactory, redis_client: redis.Redis[bytes]
+) -> None:
+    services = build_services(make_config(), redis_client)
+    seen: list[dict[str, Any]] = []
+    handler = replace(_inbound_handler(services), rasa=_rasa_answering(200, [{"text": "Hello!"}], seen))
+    handler(_inbound(InboundMessage(channel="telegram", external_id="11", sender="42", text="hi")))
+    assert seen[0]["message_id"] == "telegram:11" and seen[0]["metadata"]["message_id"] == "telegram:11"
+
+
+def test_an_action_failure_is_a_counted_failure_not_an_answer(
+    make_config: ConfigFactory, redis_client: redis.Redis[bytes]
+) -> None:
+    services = build_services(make_config(), redis_client)
+    failing = _rasa_answering(500, {"error": "action_failed", "actions": ["validate_payment_plan_form"]}, [])
+    handler = replace(_inbound_handler(services), rasa=failing)
+    with pytest.raises(DialogueFailed, match="validate_payment_plan_form"):
+        handler(
+            _inbound(InboundMessage(channel="telegram", external_id="12", sender="42", text="100 a month"))
+        )
+    assert services.outbound.unhandled(address_key("telegram", "42")) == []  # no "answer" of nothing
+
+
+def test_a_message_the_dialogue_keeps_failing_on_goes_to_the_dead_letters_and_to_an_agent_once(
+    make_config: ConfigFactory, redis_client: redis.Redis[bytes]
+) -> None:
+    services = build_services(make_config(worker={"max_attempts": 3}), redis_client)
+    failing = _rasa_answering(500, {"error": "action_failed", "actions": ["action_create_plan"]}, [])
+    handler = replace(_inbound_handler(services), rasa=failing)
+    message = InboundMessage(channel="telegram", external_id="13", sender="42", text="yes")
+    assert services.intake.accept(message)
+    key = address_key("telegram", "42")
+    results = [services.inbound.drain(key, handler) for _ in range(3)]
+    assert [r.set_aside for r in results] == [0, 0, 1]
+    [dead] = services.inbound.dead_letters()
+    assert "action_create_plan" in dead["reason"]
+    [(_, flagged)] = redis_client.xrange(services.keys.agent_queue)
+    assert flagged[b"reason"] == b"not_answered" and flagged[b"conversation_id"].startswith(b"anon-telegram")
+    assert b"action_create_plan" in flagged[b"detail"]
+    # Set aside again after a crash before the queue moved on: the agents hear of it once.
+    NotAnswered(services.accounts, AgentQueue(redis_client, services.keys))(
+        Entry(key=key, entry_id=dead["entry_id"], payload=dead["payload"]), dead["reason"]
+    )
+    assert len(redis_client.xrange(services.keys.agent_queue)) == 1

@@ -57,7 +57,8 @@ def recording(monkeypatch: pytest.MonkeyPatch) -> Recording:
 def on_telegram(**slots: Any) -> Tracker:
     values = {"account_id": "ACC-1", "channel": "telegram", "language": "en", **slots}
     latest = {"text": "yes", "intent": {"name": "affirm"}, "entities": [],
-              "metadata": {"address": "5550001", "account_id": "ACC-1", "channel": "telegram"}}  # fmt: skip
+              "metadata": {"address": "5550001", "account_id": "ACC-1", "channel": "telegram",
+                           "message_id": "telegram:42"}}  # fmt: skip
     return Tracker("acct-ACC-1", values, latest, [], False, None, {}, "action_listen")
 
 
@@ -71,7 +72,8 @@ def test_a_plan_agreed_on_telegram_is_created_with_its_channel(recording: Record
             CollectingDispatcher(), on_telegram(plan_offer=readback["plan_offer"], plan_confirmed=True), {}
         )
     )
-    assert recording.plans == [{"account_id": "ACC-1", "channel": "telegram"}]
+    # With the message that agreed it: the backend makes one plan per message.
+    assert recording.plans == [{"account_id": "ACC-1", "channel": "telegram", "message_id": "telegram:42"}]
 
 
 def test_pay_in_full_and_a_settlement_also_record_the_channel(recording: Recording) -> None:

@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+import redis
+import yaml
 
 from tests.conftest import ROOT, TEST_SECRETS, free_port, wait_for, write_config
 
@@ -69,12 +71,13 @@ def test_run_starts_everything_answers_and_stops_cleanly_on_ctrl_c(
         imported = subprocess.run(
             [sys.executable, "-m", "bot.cli", "accounts", "import", str(ROOT / "examples" / "accounts.csv"),
              "--config", str(config)],
-            env={**env, "REDIS_URL": _redis_url(config)}, capture_output=True, text=True, check=False,
+            env=env, capture_output=True, text=True, check=False,
         )  # fmt: skip
+        # No REDIS_URL: the command found the embedded server and its password by itself.
         assert imported.returncode == 0, imported.stderr
 
         health = wait_for(lambda: _healthy(base), timeout=30, what="/healthz to be 200")
-        assert set(health["checks"]) == {"redis", "rasa", "actions", "worker"}
+        assert {"redis", "rasa", "actions", "worker"} <= set(health["checks"])
 
         with httpx.Client(base_url=base, timeout=10) as client:
             token = client.get("/simulator").text.split('name="csrf-token" content="')[1].split('"')[0]
@@ -86,8 +89,20 @@ def test_run_starts_everything_answers_and_stops_cleanly_on_ctrl_c(
         assert "How are you doing today?" in replies[0]["text"]
         assert (tmp_path / "redis" / "appendonly.aof").exists()
 
+        # The embedded Redis asks for its password (made once, mode 0600) and answers with it.
+        password_file = tmp_path / "var" / "redis-password"
+        assert password_file.stat().st_mode & 0o777 == 0o600
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(port=_redis_port(config)).ping()
+        assert redis.Redis(port=_redis_port(config), password=password_file.read_text().strip()).ping()
+        # The action server answers nobody but Rasa.
+        assert httpx.post(f"{_actions_url(config)}/webhook", json={}, timeout=5).status_code == 401
+
         family = psutil.Process(run.pid).children(recursive=True)
         names = " ".join(" ".join(p.cmdline()) for p in family)
+        # No secret on a command line, where `ps` shows it to every user.
+        for secret in (*TEST_SECRETS.values(), password_file.read_text().strip()):
+            assert secret not in names
         for expected in (
             "redis-server",
             "dialogue.rasa_server",
@@ -106,11 +121,12 @@ def test_run_starts_everything_answers_and_stops_cleanly_on_ctrl_c(
             run.kill()
 
 
-def _redis_url(config: Path) -> str:
-    import yaml
+def _redis_port(config: Path) -> int:
+    return int(yaml.safe_load(config.read_text())["redis"]["embedded_port"])
 
-    port = yaml.safe_load(config.read_text())["redis"]["embedded_port"]
-    return f"redis://127.0.0.1:{port}/0"
+
+def _actions_url(config: Path) -> str:
+    return str(yaml.safe_load(config.read_text())["rasa"]["actions_url"])
 
 
 def _healthy(base: str) -> dict[str, object] | None:

@@ -35,7 +35,13 @@ class RecordingRasa(RasaClient):
         self.down = False
 
     def send_message(
-        self, conversation_id: str, text: str, *, channel: str, metadata: Mapping[str, Any]
+        self,
+        conversation_id: str,
+        text: str,
+        *,
+        channel: str,
+        metadata: Mapping[str, Any],
+        message_id: str | None = None,
     ) -> list[BotReply]:
         if self.down:
             raise RasaUnavailable("Rasa server unreachable")
