@@ -38,12 +38,14 @@ $(STAMP): uv.lock pyproject.toml
 	@rm -f $(VENV)/.synced-*
 	@touch $@
 
-# Plus known vulnerabilities in the locked dependencies (pip-audit on `uv export --frozen`;
+# Plus the import contracts (.importlinter: bot's layers, no cycles, pure rules; docs/architecture.md)
+# and known vulnerabilities in the locked dependencies (pip-audit on `uv export --frozen`;
 # accepted ones, with their reasons, in scripts/audit-ignore.txt). Says NOT RUN, without failing,
 # where PyPI's vulnerability data is unreachable; DEBTBOT_AUDIT_REQUIRED=1 makes that fail.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-logo
 	$(BIN)/python scripts/audit_dependencies.py
 
 typecheck: $(STAMP)
@@ -62,8 +64,8 @@ unit: $(STAMP) model
 # the processes in a zone fourteen hours ahead of UTC; plus the unit tests of the time rules.
 e2e-night: $(STAMP) model
 	DEBTBOT_TEST_CLOCK="$(NIGHT_CLOCK)" TZ=$(FAR_ZONE) $(BIN)/pytest -q -p no:cacheprovider \
-		-m "clock or not e2e" tests/e2e tests/bot/test_clock.py tests/bot/test_compliance.py \
-		tests/bot/test_outreach.py tests/bot/test_reminders.py
+		-m "clock or not e2e" tests/e2e tests/bot/test_clock.py tests/bot/compliance/test_rules.py \
+		tests/bot/outreach/test_planner.py tests/bot/outreach/test_reminders.py
 
 rasa-test-stories: $(STAMP)
 	model=$$($(BIN)/debtbot train --print-path) && $(RASA) test core --stories tests --model "$$model" \
@@ -72,12 +74,12 @@ rasa-test-stories: $(STAMP)
 # Held-out NLU evaluation: per-intent and macro F1 per language; fails below the bars.
 eval: $(STAMP)
 	model=$$($(BIN)/debtbot train --print-path) && \
-		RASA_TELEMETRY_ENABLED=false TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m bot.evaluate --model "$$model" --tests rasa_project/tests
+		RASA_TELEMETRY_ENABLED=false TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m bot.ops.evaluate --model "$$model" --tests rasa_project/tests
 
 # In `make test`: the same evaluation, failing only on a clear regression (see README).
 nlu-floor: $(STAMP)
 	model=$$($(BIN)/debtbot train --print-path) && \
-		RASA_TELEMETRY_ENABLED=false TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m bot.evaluate --model "$$model" \
+		RASA_TELEMETRY_ENABLED=false TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m bot.ops.evaluate --model "$$model" \
 		--tests rasa_project/tests --fail-below 0.85
 
 # Benchmarks (not tests): ratios against a baseline measured in the same run.

@@ -41,8 +41,8 @@ import yaml
 from twilio.request_validator import RequestValidator
 
 from bot.config import load_config
-from bot.render import outbox_id
-from bot.store import connect
+from bot.conversations.render import outbox_id
+from bot.store.connection import connect
 
 ROOT = Path(__file__).resolve().parent.parent
 TWILIO_SID = "AC" + "7" * 32
@@ -66,7 +66,7 @@ SCRIPT = [
 KINDS = {
     "worker": "bot.cli worker",
     "rasa": "dialogue.rasa_server",
-    "actions": "bot.action_server",
+    "actions": "bot.runtime.action_server",
     "gateway-worker": "gunicorn",  # a gunicorn worker, never its master
     "redis": "redis-server",
 }

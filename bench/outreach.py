@@ -27,11 +27,11 @@ from decimal import Decimal
 import redis
 
 from bench.redis_server import bench_config_file, temporary_redis
-from bot.accounts import Account
-from bot.addresses import address_hash
-from bot.compliance import Decision
+from bot.compliance.rules import Decision
 from bot.config import OpenerVariant, load_config
-from bot.services import Services, build_services
+from bot.runtime.services import Services, build_services
+from bot.store.accounts import Account
+from bot.store.addresses import address_hash
 
 _PLACES = [
     ("+1212555{:04d}", "America/New_York", "10001", "US", "en"),

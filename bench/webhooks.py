@@ -16,9 +16,9 @@ from flask import Flask
 from twilio.request_validator import RequestValidator
 
 from bench.redis_server import bench_config_file, temporary_redis
-from bot.app import create_app
 from bot.config import load_config
-from bot.services import build_services
+from bot.gateway.app import create_app
+from bot.runtime.services import build_services
 
 ROUNDS = 2000
 

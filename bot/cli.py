@@ -37,7 +37,7 @@ def main() -> None:
 @config_option
 def run(config_path: str | None) -> None:
     """Start every process (Redis, Rasa, actions, worker, gateway); Ctrl-C stops them all."""
-    from bot.run import run_all
+    from bot.runtime.run import run_all
 
     config = _load(config_path)
     setup_logging(config.logging.level)
@@ -53,7 +53,7 @@ def run(config_path: str | None) -> None:
 @config_option
 def worker(config_path: str | None) -> None:
     """Run one worker process (``debtbot run`` starts these for you)."""
-    from bot.worker import run_worker
+    from bot.runtime.worker import run_worker
 
     config = _load(config_path)
     setup_logging(config.logging.level)
@@ -65,7 +65,7 @@ def worker(config_path: str | None) -> None:
 @click.option("--print-path", is_flag=True, help="print only the model's path (for scripts)")
 def train(config_path: str | None, print_path: bool) -> None:
     """Train the Rasa model if the training data changed since the last one."""
-    from bot.model import ensure_model
+    from bot.runtime.model import ensure_model
 
     config = _load(config_path)
     setup_logging(config.logging.level)
@@ -93,8 +93,8 @@ def import_accounts(csv_file: Path, config_path: str | None) -> None:
     """Load accounts from a CSV file; bad rows are reported by line number, good rows load."""
     import redis
 
-    from bot.accounts import AccountStore, read_import_file
-    from bot.store import Keys, connect
+    from bot.store.accounts import AccountStore, read_import_file
+    from bot.store.connection import Keys, connect
 
     config = _load(config_path)
     try:
@@ -128,8 +128,8 @@ def import_accounts(csv_file: Path, config_path: str | None) -> None:
 @config_option
 def open_conversation(account_id: str, channel: str, config_path: str | None) -> None:
     """Send the outreach opener to one account (the worker delivers it)."""
-    from bot.opener import send_opener
-    from bot.services import build_services
+    from bot.outreach.openers import send_opener
+    from bot.runtime.services import build_services
     from dialogue.rasa_client import RasaError
 
     config = _load(config_path)
@@ -147,7 +147,7 @@ def telegram() -> None:
 
 
 def _live_telegram(config: Config):  # type: ignore[no-untyped-def]
-    from bot.services import build_services
+    from bot.runtime.services import build_services
     from channels.telegram import TelegramChannel
 
     if not config.telegram_live:
@@ -184,7 +184,7 @@ def telegram_set_webhook(config_path: str | None) -> None:
 def telegram_poll(config_path: str | None, once: bool) -> None:
     """Fetch updates by long polling (development without a public URL). Each update takes
     the same path as a webhook: de-duplicated, stored, answered by the worker."""
-    from bot.telegram_poller import poll
+    from bot.telegram.poller import poll
 
     config = _load(config_path)
     services, channel = _live_telegram(config)
@@ -204,8 +204,8 @@ def email_poll(config_path: str | None, once: bool) -> None:
     the email webhook. Workers do this themselves; this is for trying the settings out."""
     import threading
 
-    from bot.mailbox import mailbox_poller
-    from bot.services import build_services
+    from bot.email.mailbox import mailbox_poller
+    from bot.runtime.services import build_services
 
     config = _load(config_path)
     setup_logging(config.logging.level)
@@ -227,7 +227,7 @@ def email_dead_letters(config_path: str | None, limit: int) -> None:
     """Mail that could not be read and was set aside for a person."""
     from datetime import datetime, timezone
 
-    from bot.services import build_services
+    from bot.runtime.services import build_services
 
     config = _load(config_path)
     letters = build_services(config).dead_letters.list("email", limit)
@@ -249,7 +249,7 @@ def outreach() -> None:
 def outreach_run(config_path: str | None) -> None:
     """Plan an outreach run now: every account is queued for a worker to decide (due? which
     channel? what does the compliance gate say?). Workers must be running to send."""
-    from bot.services import build_services
+    from bot.runtime.services import build_services
 
     config = _load(config_path)
     setup_logging(config.logging.level)
@@ -261,7 +261,7 @@ def outreach_run(config_path: str | None) -> None:
 @config_option
 def outreach_stats(config_path: str | None) -> None:
     """Replies, verifications and plans per opener wording (to choose the best one)."""
-    from bot.services import build_services
+    from bot.runtime.services import build_services
 
     config = _load(config_path)
     rows = build_services(config).opener_stats.table(config)
@@ -285,8 +285,8 @@ def payments() -> None:
 def payments_import(config_path: str | None, csv_file: str) -> None:
     """Record paid instalments from a CSV with columns plan_id, due_date, paid_on (ISO dates).
     Bad rows are named by line and skipped; the rest are recorded."""
-    from bot.payments import PlanPayments
-    from bot.services import build_services
+    from bot.outreach.payments import PlanPayments
+    from bot.runtime.services import build_services
 
     config = _load(config_path)
     services = build_services(config)
@@ -307,7 +307,7 @@ def payments_import(config_path: str | None, csv_file: str) -> None:
 @config_option
 def check_config(config_path: str | None) -> None:
     """Validate the configuration and say which channels are live or sandboxed."""
-    from bot.services import channel_modes
+    from bot.config import channel_modes
 
     config = _load(config_path)
     click.echo(f"{config.source}: OK ({config.environment})")
@@ -322,7 +322,7 @@ def _exposure(config: Config) -> list[str]:
     from urllib.parse import urlsplit
 
     from bot.config import is_loopback
-    from bot.store import REDIS_PASSWORD_FILE, redis_display_url
+    from bot.store.connection import REDIS_PASSWORD_FILE, redis_display_url
 
     def where(host: str | None) -> str:
         return "loopback" if is_loopback(host) else f"{host}, reachable from other machines"

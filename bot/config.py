@@ -1101,3 +1101,15 @@ def _check_consistency(config: Config, secrets: Secrets) -> list[str]:
     if not (project / "domain.yml").exists() and not (project / "domain").is_dir():
         problems.append(f"rasa.project_dir: {project} is not a Rasa project (no domain.yml)")
     return problems
+
+
+def channel_modes(config: Config) -> dict[str, str]:
+    """``live``, ``sandbox`` or ``disabled`` per channel, for start-up and /healthz."""
+    modes = {}
+    for name, enabled, live in (
+        ("sms", config.channels.sms.enabled, config.sms_live),
+        ("telegram", config.channels.telegram.enabled, config.telegram_live),
+        ("email", config.channels.email.enabled, config.email_live),
+    ):
+        modes[name] = "disabled" if not enabled else ("live" if live else "sandbox")
+    return modes

@@ -212,7 +212,7 @@ class OutboundMessage:
     subject: str = ""
     references: tuple[str, ...] = ()
     unsubscribe_url: str = ""
-    #: Which offer of choices ``buttons`` are (``bot.render.OfferedChoices``): a channel whose
+    #: Which offer of choices ``buttons`` are (``bot.conversations.render.OfferedChoices``): a channel whose
     #: buttons come back to us (Telegram) sends it with them, so a press on an older message
     #: is told apart from one on the current offer. ``None``: no offer stands behind them.
     offer_id: str | None = None

@@ -62,7 +62,7 @@ class _EventLoopThread:
 MAX_TEXT = 4096
 
 
-#: An offer id as ``bot.render.OfferedChoices`` makes them (8 url-safe characters); a little
+#: An offer id as ``bot.conversations.render.OfferedChoices`` makes them (8 url-safe characters); a little
 #: slack either way, never a ``.``, so ``c<position>.<offer id>`` stays within 64 bytes.
 OFFER_ID = re.compile(r"[A-Za-z0-9_-]{6,16}")
 _BUTTON_DATA = re.compile(rf"c([1-9][0-9]?)\.({OFFER_ID.pattern})")

@@ -1,8 +1,8 @@
 """What the custom actions need from the rest of the product, as a small interface.
 
 The action server runs the actions in ``dialogue/actions``; they may not import ``bot``
-(dialogue code stays independent of the app). ``bot.dialogue_backend`` implements this
-interface on Redis and the configuration, and ``bot.action_server`` installs it with
+(dialogue code stays independent of the app). ``bot.conversations.dialogue_backend`` implements this
+interface on Redis and the configuration, and ``bot.runtime.action_server`` installs it with
 :func:`set_backend` before the action server starts.
 """
 
@@ -166,6 +166,7 @@ def get_backend() -> DialogueBackend:
     """The installed backend; raises BackendError when the action server was started without one."""
     if _backend is None:
         raise BackendError(
-            "no dialogue backend installed: start the action server with `python -m bot.action_server`"
+            "no dialogue backend installed: start the action server with "
+            "`python -m bot.runtime.action_server`"
         )
     return _backend

@@ -43,7 +43,7 @@ class OptOutDecision(str, Enum):
 #: Below this opt_out confidence the bot asks instead of opting out.
 #:
 #: Calibrated on the training data only, never on a held-out set, with
-#: ``python -m bot.evaluate --calibrate-opt-out``: every training message is classified by the
+#: ``python -m bot.ops.evaluate --calibrate-opt-out``: every training message is classified by the
 #: intent model (dialogue/nlu.py, config.yml's settings and FallbackClassifier) trained on the
 #: other four of five folds, and for each threshold the table gives how often the classifier
 #: alone is right when it says opt_out above it, how many messages of other intents the

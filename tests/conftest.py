@@ -186,7 +186,7 @@ def make_config(tmp_path: Path, redis_url: str) -> ConfigFactory:
 @pytest.fixture(scope="session")
 def trained_model() -> Path:
     """The model for the current training data, trained once and shared (and reused by make run)."""
-    from bot.model import ensure_model
+    from bot.runtime.model import ensure_model
 
     model, _ = ensure_model(ROOT / "rasa_project", ROOT / "models")
     return model

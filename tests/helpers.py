@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 from flask import Flask
 from twilio.request_validator import RequestValidator
 
-from bot.simulator import SimulatedWebhook
+from bot.gateway.simulator import SimulatedWebhook
 
 
 class InProcessPoster:

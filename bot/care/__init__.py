@@ -6,5 +6,6 @@
 - ``crisis``: what the product does on a crisis sign: the reply with the crisis line of the
   person's country, the escalation at the top priority, and the collection pause.
 
-May import: ``bot.config``, ``bot.store``, ``bot.agent_queue``, ``bot.accounts``, ``channels.base``.
+May import: ``bot.store``, ``bot.config``, ``channels.base`` (``screen``: nothing with I/O, checked by
+import-linter).
 """

@@ -23,10 +23,10 @@ from datetime import datetime, timezone
 import phonenumbers
 import redis
 
-from bot.accounts import Account
-from bot.agent_queue import AgentQueue
 from bot.config import CareConfig
-from bot.store import Keys
+from bot.store.accounts import Account
+from bot.store.agent_queue import AgentQueue
+from bot.store.connection import Keys
 
 logger = logging.getLogger(__name__)
 

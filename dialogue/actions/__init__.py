@@ -1,4 +1,4 @@
-"""Custom actions served by the action server (``python -m bot.action_server``)."""
+"""Custom actions served by the action server (``python -m bot.runtime.action_server``)."""
 
 from dialogue.actions.care import ActionCrisis
 from dialogue.actions.fallback import ActionDefaultAskAffirmation

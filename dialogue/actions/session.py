@@ -32,7 +32,7 @@ def slots_from_metadata(metadata: dict[str, Any] | None) -> list[EventType]:
 
 def account_id_from_conversation(conversation_id: str) -> str | None:
     """The account of a conversation named ``acct-<account id>``, or ``acct-<account id>~<address>``
-    for a reply from another address (``bot.pipeline.conversation_id_for`` names them)."""
+    for a reply from another address (``bot.conversations.identity.conversation_id_for`` names them)."""
     if not conversation_id.startswith("acct-"):
         return None
     return conversation_id[len("acct-") :].split("~", 1)[0] or None

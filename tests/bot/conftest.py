@@ -6,9 +6,9 @@ import pytest
 import redis
 from flask.testing import FlaskClient
 
-from bot.app import create_app
 from bot.config import Config
-from bot.services import Services, build_services
+from bot.gateway.app import create_app
+from bot.runtime.services import Services, build_services
 from tests.conftest import ConfigFactory
 
 PUBLIC = "https://bot.example.com"

@@ -7,9 +7,9 @@ from pathlib import Path
 import redis
 from click.testing import CliRunner
 
-from bot.addresses import address_key
 from bot.cli import main
-from bot.services import build_services
+from bot.runtime.services import build_services
+from bot.store.addresses import address_key
 from tests.conftest import TEST_SECRETS, write_config
 from tests.fakes.dovecot import DovecotServer
 

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from bot.cli import main
 from bot.config import load_config
-from bot.services import build_services
+from bot.runtime.services import build_services
 from tests.conftest import ROOT, TEST_SECRETS, write_config
 
 

@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from bot.clock import Clock, moment_from_setting
-from bot.services import build_services
+from bot.runtime.services import build_services
 from tests.conftest import ConfigFactory
 
 NY = ZoneInfo("America/New_York")

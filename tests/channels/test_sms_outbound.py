@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 import redis
 
-from bot.addresses import AddressBook
-from bot.deliveries import DeliveryLog
-from bot.pipeline import OutboundHandler
-from bot.queues import Entry, RetryLater
-from bot.rate_limits import RedisPacer
-from bot.store import Keys
+from bot.conversations.deliveries import DeliveryLog
+from bot.conversations.outbound import OutboundHandler
+from bot.conversations.rate_limits import RedisPacer
+from bot.store.addresses import AddressBook
+from bot.store.connection import Keys
+from bot.store.queues import Entry, RetryLater
 from channels.base import DeliveryFailed, DeliveryStatus, OutboundMessage, RateLimited
 from channels.sms import SmsChannel
 from tests.fakes.twilio_api import FakeTwilio

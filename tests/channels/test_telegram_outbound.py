@@ -9,13 +9,13 @@ import time
 import pytest
 import redis
 
-from bot.addresses import AddressBook
-from bot.deliveries import DeliveryLog
-from bot.pipeline import OutboundHandler
-from bot.queues import Entry, RetryLater
-from bot.rate_limits import RedisPacer
-from bot.render import OfferedChoices, render_replies
-from bot.store import Keys
+from bot.conversations.deliveries import DeliveryLog
+from bot.conversations.outbound import OutboundHandler
+from bot.conversations.rate_limits import RedisPacer
+from bot.conversations.render import OfferedChoices, render_replies
+from bot.store.addresses import AddressBook
+from bot.store.connection import Keys
+from bot.store.queues import Entry, RetryLater
 from channels.base import Button, InboundMessage, OutboundMessage, RateLimited
 from channels.telegram import TelegramChannel
 from dialogue.rasa_client import BotReply

@@ -429,7 +429,7 @@ def test_a_message_clearly_in_the_other_language_switches_the_replies(store: Rec
     ],
 )
 def test_the_account_of_a_conversation_is_read_from_its_name(conversation: str, account: str | None) -> None:
-    from bot.pipeline import account_id_of
+    from bot.conversations.identity import account_id_of
     from dialogue.actions.session import account_id_from_conversation
 
     assert account_id_from_conversation(conversation) == account

@@ -14,9 +14,9 @@ import redis
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot.accounts import AccountStore
-from bot.dialogue_backend import RedisDialogueBackend
-from bot.services import build_services
+from bot.conversations.dialogue_backend import RedisDialogueBackend
+from bot.runtime.services import build_services
+from bot.store.accounts import AccountStore
 from dialogue import backend as backend_module
 from dialogue.actions.plans import (
     ActionAcceptSettlement,

@@ -25,15 +25,15 @@ import pytest
 import redis
 from flask.testing import FlaskClient
 
-from bot.accounts import AccountStore
-from bot.app import create_app
 from bot.clock import Clock, moment_from_setting
 from bot.config import Config, load_config
-from bot.launch import actions_ready, actions_spec, child_env, rasa_ready, rasa_spec
-from bot.scheduler import tick
-from bot.services import Services, build_services
-from bot.supervisor import ManagedProcess
-from bot.worker import Worker
+from bot.gateway.app import create_app
+from bot.outreach.scheduler import tick
+from bot.runtime.launch import actions_ready, actions_spec, child_env, rasa_ready, rasa_spec
+from bot.runtime.services import Services, build_services
+from bot.runtime.supervisor import ManagedProcess
+from bot.runtime.worker import Worker
+from bot.store.accounts import AccountStore
 from channels.telegram import SECRET_HEADER, button_data
 from tests.conftest import ROOT, TEST_SECRETS, free_port, wait_for, write_config
 from tests.fakes import telegram_api

@@ -14,7 +14,7 @@ from datetime import timedelta
 
 import pytest
 
-from bot.outreach import choose_variant
+from bot.outreach.planner import choose_variant
 from tests.conftest import wait_for
 from tests.e2e.conftest import Product, Sent, in_contact_hours, open_by_outreach
 

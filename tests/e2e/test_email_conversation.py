@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from bot.config import load_config
-from bot.opener import send_opener
+from bot.outreach.openers import send_opener
 from tests.conftest import TEST_SECRETS, wait_for
 from tests.e2e.conftest import Product, RasaStack, _running
 from tests.fakes.smtp_server import ReceivedMail, SmtpServer

@@ -79,7 +79,7 @@ def test_duplicate_webhook_delivery_produces_one_reply(product: Product) -> None
 
 
 def _key(phone: str) -> str:
-    from bot.addresses import address_key
+    from bot.store.addresses import address_key
 
     return address_key("sms", phone)
 

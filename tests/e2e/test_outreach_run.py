@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from bot.config import load_config
-from bot.outreach import choose_variant
+from bot.outreach.planner import choose_variant
 from tests.conftest import TEST_SECRETS, wait_for
 from tests.e2e.conftest import Product, RasaStack, _running
 

@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.clock import moment_from_setting
-from bot.payments import PlanPayments
-from bot.scheduler import tick
+from bot.outreach.payments import PlanPayments
+from bot.outreach.scheduler import tick
 from tests.conftest import wait_for
 from tests.e2e.conftest import Product
 from tests.e2e.test_telegram_conversation import CHAT, Chat

@@ -106,7 +106,7 @@ def test_run_starts_everything_answers_and_stops_cleanly_on_ctrl_c(
         for expected in (
             "redis-server",
             "dialogue.rasa_server",
-            "bot.action_server",
+            "bot.runtime.action_server",
             "bot.cli worker",
             "gunicorn",
         ):

@@ -11,11 +11,11 @@ import pytest
 import redis
 from werkzeug.serving import make_server
 
-from bot.accounts import AccountStore
-from bot.app import create_app
 from bot.config import Config, load_config
-from bot.services import build_services
-from bot.worker import Worker
+from bot.gateway.app import create_app
+from bot.runtime.services import build_services
+from bot.runtime.worker import Worker
+from bot.store.accounts import AccountStore
 from tests.conftest import ROOT, TEST_SECRETS, free_port
 from tests.e2e.conftest import RasaStack
 

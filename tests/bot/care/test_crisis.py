@@ -8,11 +8,11 @@ from decimal import Decimal
 import pytest
 import redis
 
-from bot.accounts import Account
-from bot.agent_queue import AgentQueue
 from bot.care.crisis import CRISIS, CrisisDesk, country_of
 from bot.config import CareConfig, Config
-from bot.store import Keys
+from bot.store.accounts import Account
+from bot.store.agent_queue import AgentQueue
+from bot.store.connection import Keys
 from tests.conftest import ConfigFactory
 
 DEBT_WORDS = ("debt", "owe", "balance", "payment", "deuda", "debe", "saldo", "pago", "$")

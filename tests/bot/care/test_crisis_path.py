@@ -10,13 +10,14 @@ from typing import Any
 import pytest
 import redis
 
-from bot.accounts import Account
-from bot.addresses import address_key
-from bot.agent_queue import AgentQueue
-from bot.pipeline import InboundHandler, OutboundHandler
-from bot.queues import Entry, RetryLater
-from bot.render import OfferedChoices, RenderOptions
-from bot.services import Services, build_services
+from bot.conversations.inbound import InboundHandler
+from bot.conversations.outbound import OutboundHandler
+from bot.conversations.render import OfferedChoices, RenderOptions
+from bot.runtime.services import Services, build_services
+from bot.store.accounts import Account
+from bot.store.addresses import address_key
+from bot.store.agent_queue import AgentQueue
+from bot.store.queues import Entry, RetryLater
 from channels.base import InboundMessage, OutboundMessage
 from dialogue.rasa_client import BotReply, RasaClient, RasaUnavailable
 from tests.conftest import ConfigFactory
@@ -169,7 +170,7 @@ def test_a_typed_card_number_gets_the_safety_answer_and_the_request_goes_on_with
     services: Services,
 ) -> None:
     rasa = RecordingRasa(lambda text, metadata: [BotReply(text="Before we go on...")])
-    # The gateway already replaced the number (bot.pipeline.InboundIntake.accept).
+    # The gateway already replaced the number (bot.store.intake.InboundIntake.accept).
     _write(_handler(services, rasa), "here is my card [card number removed], take 50", "SM8")
     [(_, text, _)] = rasa.sent
     assert text == "here is my card , take 50"

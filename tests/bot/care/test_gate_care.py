@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from bot.compliance import (
+from bot.compliance.rules import (
     CARE_REPLIES,
     PAUSE_REASONS,
     AddressState,

@@ -1,0 +1,261 @@
+"""The dialogue's backend on Redis: accounts, verification, flags, preferences, plans.
+
+The action server installs it (``bot.runtime.action_server``); the actions only see the interface
+in ``dialogue.backend``. Everything an action records lands here, where agents, outreach
+and the compliance gate read it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from datetime import date, datetime, timezone
+from decimal import Decimal
+
+import redis
+
+from bot.care.crisis import CrisisDesk, country_of
+from bot.compliance.rules import PAUSE_REASONS
+from bot.config import Config
+from bot.conversations.creditor_events import CreditorEvents
+from bot.store.accounts import AccountStore
+from bot.store.addresses import AddressBook
+from bot.store.agent_queue import AgentQueue
+from bot.store.connection import Keys
+from bot.store.opener_stats import OpenerStats
+from dialogue.backend import AccountView, BackendError, CreatedPlan, DialogueSettings, Resource
+from dialogue.parsing import parse_birth_date
+from dialogue.plans import Plan, Settlement
+
+#: How long a plan stays tied to the message that agreed it (retries come within minutes).
+PLAN_ONCE_TTL_SECONDS = 7 * 24 * 3600
+
+
+def settings_from_config(config: Config) -> DialogueSettings:
+    """What the dialogue reads from ``config.yaml``."""
+    plans = config.plans
+    settlement = plans.settlement
+    return DialogueSettings(
+        company_name=config.company.name,
+        company_display_name=config.company.display_name,
+        company_phone=config.company.phone,
+        company_website=config.company.website,
+        company_verify_url=config.company.verify_url,
+        company_licence=config.company.licence,
+        verification_field=config.accounts.verification_field,
+        verification_attempts=config.compliance.verification_attempts,
+        mini_miranda={language: text for language, text in config.compliance.mini_miranda.items()},
+        resources={
+            "en": tuple(Resource(r.name, r.contact) for r in config.resources.en),
+            "es": tuple(Resource(r.name, r.contact) for r in config.resources.es),
+        },
+        min_instalment=plans.min_instalment,
+        max_term_months=plans.max_term_months,
+        frequencies=tuple(plans.frequencies),
+        first_payment_within_days=plans.first_payment_within_days,
+        down_payment_percent=plans.down_payment_percent,
+        settlement_floor_percent=settlement.floor_percent if settlement.enabled else None,
+        settlement_offer_percent=settlement.offer_percent if settlement.enabled else None,
+    )
+
+
+def _digits(text: str) -> str:
+    return re.sub(r"\D", "", text)
+
+
+class RedisDialogueBackend:
+    """:class:`dialogue.backend.DialogueBackend` on the product's Redis."""
+
+    def __init__(self, config: Config, client: redis.Redis[bytes], events: CreditorEvents) -> None:
+        self._config = config
+        self._redis = client
+        self._keys = Keys(config.redis.key_prefix)
+        self._accounts = AccountStore(client, self._keys)
+        self._addresses = AddressBook(client, self._keys)
+        self._agents = AgentQueue(client, self._keys)
+        self._crisis = CrisisDesk(config.care, client, self._keys, self._agents)
+        self._settings = settings_from_config(config)
+        self._events = events
+
+    def settings(self) -> DialogueSettings:
+        return self._settings
+
+    def account(self, account_id: str) -> AccountView | None:
+        try:
+            account = self._accounts.get(account_id)
+        except redis.RedisError as exc:
+            raise BackendError(f"accounts unavailable: {exc}") from exc
+        if account is None:
+            return None
+        language = self._redis.hget(self._keys.account_state(account_id), "pref:language")
+        return AccountView(
+            account_id=account.account_id,
+            first_name=account.first_name,
+            balance=account.balance,
+            currency=account.currency,
+            creditor=account.creditor,
+            language=language.decode() if language else account.language,
+            country=account.country,
+        )
+
+    def verify(self, account_id: str, answer: str, *, today: date) -> bool:
+        verified = self._verify(account_id, answer)
+        if verified:
+            OpenerStats(self._redis, self._keys).record(account_id, "verified")
+        return verified
+
+    def _verify(self, account_id: str, answer: str) -> bool:
+        account = self._accounts.get(account_id)
+        if account is None:
+            return False
+        field = self._settings.verification_field
+        if field == "date_of_birth":
+            if account.date_of_birth is None:
+                return False
+            return any(parse_birth_date(answer, lang) == account.date_of_birth for lang in ("en", "es"))
+        if field == "postal_code":
+            expected = re.sub(r"\s", "", (account.postal_code or "").upper())
+            return bool(expected) and expected in re.sub(r"\s", "", answer.upper())
+        expected = account.account_last4 or ""
+        return (
+            bool(expected) and _digits(answer)[-4:] == expected and len(_digits(answer)) in (4, len(expected))
+        )
+
+    def flag_for_agent(
+        self,
+        account_id: str | None,
+        conversation_id: str,
+        reason: str,
+        detail: str = "",
+        *,
+        message_id: str = "",
+    ) -> None:
+        self._agents.flag(conversation_id, reason, account_id=account_id, detail=detail, once=message_id)
+
+    def mark_wrong_party(
+        self, account_id: str | None, channel: str, address: str, message_id: str = ""
+    ) -> None:
+        self._addresses.mark_wrong_party(channel, address, account_id, by_message=message_id)
+
+    def opt_out(self, account_id: str | None, channel: str, address: str, message_id: str = "") -> None:
+        self._addresses.opt_out(channel, address, account_id, by_message=message_id)
+
+    def set_preference(self, account_id: str, name: str, value: str) -> None:
+        if name not in ("channel", "language", "contact_window"):
+            raise BackendError(f"unknown preference {name!r}")
+        self._redis.hset(self._keys.account_state(account_id), f"pref:{name}", value)
+
+    def pause_collection(self, account_id: str, reason: str, detail: str = "") -> None:
+        if reason not in PAUSE_REASONS:
+            raise BackendError(f"unknown pause reason {reason!r}")
+        self._redis.hset(
+            self._keys.account_state(account_id),
+            f"pause:{reason}",
+            json.dumps({"at": datetime.now(timezone.utc).isoformat(), "detail": detail[:500]}),
+        )
+
+    def raise_crisis(
+        self,
+        account_id: str | None,
+        conversation_id: str,
+        *,
+        channel: str,
+        address: str,
+        language: str,
+        text: str,
+        message_id: str = "",
+    ) -> str:
+        try:
+            account = self._accounts.get(account_id) if account_id else None
+            self._crisis.raise_crisis(
+                conversation_id=conversation_id, account_id=account_id, detail=f"{channel}: {text}",
+                once=message_id, source="nlu",
+            )  # fmt: skip
+        except redis.RedisError as exc:
+            raise BackendError(f"could not escalate: {exc}") from exc
+        return self._crisis.reply(language, country_of(account, channel, address))
+
+    def record_callback(self, account_id: str | None, conversation_id: str, when: str, how: str) -> None:
+        self._redis.xadd(
+            self._keys.callbacks,
+            {"conversation_id": conversation_id, "account_id": account_id or "", "when": when[:200],
+             "how": how, "at": str(time.time())},
+            maxlen=100_000, approximate=True,
+        )  # fmt: skip
+
+    def create_plan(
+        self,
+        account_id: str,
+        conversation_id: str,
+        plan: Plan | Settlement,
+        *,
+        kind: str = "plan",
+        channel: str = "",
+        message_id: str = "",
+    ) -> CreatedPlan:
+        plan_id = uuid.uuid4().hex[:16]
+        if message_id:
+            # One plan per agreeing message: the first attempt claims the plan id; a retried
+            # turn (an action after this one failed, Rasa handling the message again) finds
+            # it, and gets the stored plan back or, if that attempt died before storing it,
+            # stores it under the same id.
+            once = self._keys.dedupe("plan", f"{kind}:{message_id}")
+            try:
+                self._redis.set(once, plan_id, nx=True, ex=PLAN_ONCE_TTL_SECONDS)
+                claimed = self._redis.get(once)
+                stored = self._redis.get(self._keys.plan(claimed.decode())) if claimed else None
+            except redis.RedisError as exc:
+                raise BackendError(f"plans unavailable: {exc}") from exc
+            if claimed:
+                plan_id = claimed.decode()
+            if stored is not None:
+                record = json.loads(stored)
+                return CreatedPlan(plan_id=plan_id, payment_link=str(record["payment_link"]))
+        if isinstance(plan, Plan):
+            amount, currency = plan.instalments[0].amount, plan.currency
+            data = {
+                "kind": kind,
+                "currency": plan.currency,
+                "balance": str(plan.balance),
+                "total": str(plan.total),
+                "frequency": plan.frequency.value,
+                "instalments": [
+                    {"due": i.due.isoformat(), "amount": str(i.amount), "down_payment": i.is_down_payment}
+                    for i in plan.instalments
+                ],
+            }
+        else:
+            amount, currency = plan.amount, plan.currency
+            data = {
+                "kind": kind,
+                "currency": plan.currency,
+                "total": str(plan.amount),
+                "percent": str(plan.percent),
+            }
+        link = self._config.plans.payment_link_template.format(
+            account_id=account_id, plan_id=plan_id, amount=_plain(amount), currency=currency
+        )
+        record = {
+            **data,
+            "plan_id": plan_id,
+            "account_id": account_id,
+            "conversation_id": conversation_id,
+            "channel": channel,
+            "payment_link": link,
+            "created_at": datetime.now(timezone.utc).isoformat(),
+        }
+        # Announced before it is stored: a crash in between announces it again on the retry
+        # (under the same plan id, which the creditor can de-duplicate on) rather than never.
+        self._events.announce("plan.created", record)
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.set(self._keys.plan(plan_id), json.dumps(record))
+        pipe.rpush(self._keys.account_plans(account_id), plan_id)
+        pipe.execute()
+        OpenerStats(self._redis, self._keys).record(account_id, "plan")
+        return CreatedPlan(plan_id=plan_id, payment_link=link)
+
+
+def _plain(amount: Decimal) -> str:
+    return format(amount, "f")

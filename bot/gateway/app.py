@@ -1,0 +1,118 @@
+"""The gateway: ``create_app(config)`` builds the Flask app with its blueprints."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+import redis
+from flask import Flask, jsonify, request
+from flask.typing import ResponseReturnValue
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
+
+from bot.config import Config
+from bot.email.unsubscribe import UnsubscribeLinks
+from bot.errors import InvalidRequest, NotFound
+from bot.gateway.health import HealthChecker, HealthParts, health_blueprint
+from bot.gateway.simulator import HttpWebhookPoster, SimulatorParts, WebhookPoster, simulator_blueprint
+from bot.gateway.unsubscribe import unsubscribe_blueprint
+from bot.gateway.webhooks import WebhookParts, webhooks_blueprint
+from bot.store.addresses import AddressBook
+from channels.base import ChannelAuthError, MalformedRequest, UnsupportedCapability
+
+logger = logging.getLogger(__name__)
+
+
+class GatewayParts(WebhookParts, HealthParts, SimulatorParts, Protocol):
+    """Everything the gateway's blueprints use. The process builds it once
+    (``bot.runtime.services.Services`` has all of it) and passes it in."""
+
+    @property
+    def unsubscribe(self) -> UnsubscribeLinks: ...
+    @property
+    def addresses(self) -> AddressBook: ...
+
+
+#: Webhook bodies above this are refused (413); no provider sends more for a text message.
+MAX_BODY_BYTES = 1024 * 1024
+
+#: The one place where errors become HTTP statuses.
+STATUS_FOR_ERROR: tuple[tuple[type[Exception], int], ...] = (
+    (ChannelAuthError, 403),
+    (MalformedRequest, 400),
+    (InvalidRequest, 400),
+    (NotFound, 404),
+    (UnsupportedCapability, 422),
+    # Redis down: the provider must retry later; nothing was accepted.
+    (redis.RedisError, 503),
+)
+
+
+def create_app(
+    config: Config,
+    services: GatewayParts,
+    *,
+    poster: WebhookPoster | None = None,
+    health: HealthChecker | None = None,
+) -> Flask:
+    """Build the gateway from the process's parts (``poster`` and ``health``: built when not given)."""
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=config.secrets.secret_key,
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        WTF_CSRF_TIME_LIMIT=None,
+        JSON_SORT_KEYS=False,
+    )
+    csrf = CSRFProtect(app)
+    webhooks = webhooks_blueprint(services)
+    csrf.exempt(webhooks)  # providers authenticate with signatures, not browser sessions
+    app.register_blueprint(webhooks)
+    unsubscribe = unsubscribe_blueprint(
+        services.unsubscribe, services.addresses, config.company.display_name, config.company.phone
+    )
+    # Mail clients' one-click POSTs carry no session (RFC 8058); the token is the authority.
+    csrf.exempt(unsubscribe)
+    app.register_blueprint(unsubscribe)
+    health = health or HealthChecker(services)
+    health_bp = health_blueprint(health)
+    csrf.exempt(health_bp)
+    app.register_blueprint(health_bp)
+    if config.simulator.enabled and not config.production:
+        app.register_blueprint(
+            simulator_blueprint(services, poster or HttpWebhookPoster(config.server.internal_url))
+        )
+    _register_error_handlers(app)
+    return app
+
+
+def _error(status: int, message: str, **extra: Any) -> ResponseReturnValue:
+    if status < 500:
+        # Refusals are worth a line (a provider misconfigured, someone probing); the path and
+        # the message can carry outside input, which the log filter escapes.
+        logger.info("%s %s refused (%d): %s", request.method, request.path, status, message)
+    return jsonify({"error": message, "status": status, **extra}), status
+
+
+def _register_error_handlers(app: Flask) -> None:
+    for error_type, status in STATUS_FOR_ERROR:
+
+        def handler(exc: Exception, status: int = status) -> ResponseReturnValue:
+            if status >= 500:
+                logger.error("request failed: %s", exc)
+            return _error(status, str(exc) or type(exc).__name__)
+
+        app.register_error_handler(error_type, handler)
+
+    @app.errorhandler(CSRFError)
+    def csrf_failed(exc: CSRFError) -> ResponseReturnValue:
+        return _error(400, f"CSRF check failed: {exc.description}")
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> ResponseReturnValue:
+        return _error(exc.code or 500, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> ResponseReturnValue:
+        logger.exception("unexpected error")
+        return _error(500, "internal error")

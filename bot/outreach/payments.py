@@ -1,0 +1,175 @@
+"""Plan payments as the creditor reports them, and the reminders built on them.
+
+The creditor's system knows what was paid; ``debtbot payments import`` loads its CSV
+(``plan_id,due_date,paid_on``), one row per instalment paid. An instalment whose date has
+passed without a payment is *missed*: outreach then sends one kind message offering to
+re-plan, and before each instalment a reminder. Each instalment carries its plan's channel
+(where the person agreed it: reminders go there first) and when the plan was agreed (no
+reminder comes right after: the confirmation gave the date).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+
+import redis
+
+from bot.errors import InvalidRequest
+from bot.store.connection import Keys
+from dialogue.plans import format_date, format_money
+
+#: Kept per instalment on ``plan:<id>:state``: ``paid:<due>``, ``reminded:<due>``, ``missed:<due>``.
+_REQUIRED = ("plan_id", "due_date", "paid_on")
+
+_TEXTS = {
+    "reminder": {
+        "en": (
+            "Hi {first_name}, a friendly reminder: your payment of {amount} is due on {date}. "
+            "You can pay here: {link}\nIf anything has changed, just reply and we'll work it out together."
+        ),
+        "es": (
+            "Hola, {first_name}: le recordamos que su pago de {amount} vence el {date}. "
+            "Puede pagar aquí: {link}\nSi algo ha cambiado, respóndanos y lo resolvemos juntos."
+        ),
+    },
+    "missed_payment": {
+        "en": (
+            "Hi {first_name}, we noticed the payment of {amount} due on {date} hasn't come through. "
+            "That happens, and it's OK. Is everything all right? If the plan no longer fits, reply and "
+            "we'll set up a new one that works for you."
+        ),
+        "es": (
+            "Hola, {first_name}: vemos que el pago de {amount} del {date} no ha llegado. Puede pasar, "
+            "no se preocupe. ¿Está todo bien? Si el plan ya no le viene bien, respóndanos y "
+            "preparamos uno nuevo que se ajuste a usted."
+        ),
+    },
+}
+
+
+@dataclass(frozen=True)
+class Instalment:
+    plan_id: str
+    due: date
+    amount: Decimal
+    currency: str
+    link: str
+    #: Where the person agreed the plan (``sms``, ``telegram``, ``email``; empty when unknown).
+    channel: str = ""
+    #: When the plan was agreed (aware; ``None`` for plans stored without the time).
+    agreed_at: datetime | None = None
+
+
+def _agreed_at(raw: object) -> datetime | None:
+    if not isinstance(raw, str) or not raw:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    recorded: int
+    errors: list[str]
+
+
+class PlanPayments:
+    """Plans of an account, what was paid, and which reminders went."""
+
+    def __init__(self, client: redis.Redis[bytes], keys: Keys) -> None:
+        self._redis = client
+        self._keys = keys
+
+    def _state(self, plan_id: str) -> str:
+        return f"{self._keys.plan(plan_id)}:state"
+
+    def instalments(self, account_id: str) -> list[tuple[Instalment, dict[str, str]]]:
+        """Every instalment of the account's plans, with its plan's state."""
+        out = []
+        for raw_id in self._redis.lrange(self._keys.account_plans(account_id), 0, -1):
+            plan_id = raw_id.decode()
+            raw = self._redis.get(self._keys.plan(plan_id))
+            if raw is None:
+                continue
+            plan = json.loads(raw)
+            state = {k.decode(): v.decode() for k, v in self._redis.hgetall(self._state(plan_id)).items()}
+            channel, agreed_at = str(plan.get("channel") or ""), _agreed_at(plan.get("created_at"))
+            for item in plan.get("instalments") or []:
+                instalment = Instalment(
+                    plan_id=plan_id, due=date.fromisoformat(item["due"]), amount=Decimal(item["amount"]),
+                    currency=plan["currency"], link=plan.get("payment_link", ""), channel=channel,
+                    agreed_at=agreed_at,
+                )  # fmt: skip
+                out.append((instalment, state))
+        return out
+
+    def due_message(self, account_id: str, today: date, days_before: int) -> tuple[str, Instalment] | None:
+        """What the account should hear now: a missed payment first, else an upcoming one."""
+        items = self.instalments(account_id)
+        missed = [
+            i for i, state in items
+            if i.due < today and f"paid:{i.due}" not in state and f"missed:{i.due}" not in state
+        ]  # fmt: skip
+        if missed:
+            return "missed_payment", max(missed, key=lambda i: i.due)  # the latest only, once
+        upcoming = [
+            i for i, state in items
+            if today <= i.due <= date.fromordinal(today.toordinal() + days_before)
+            and f"reminded:{i.due}" not in state and f"paid:{i.due}" not in state
+        ]  # fmt: skip
+        return ("reminder", min(upcoming, key=lambda i: i.due)) if upcoming else None
+
+    def mark(self, kind: str, instalment: Instalment) -> bool:
+        """Remember the message went (``True`` the first time only)."""
+        field = f"{'missed' if kind == 'missed_payment' else 'reminded'}:{instalment.due}"
+        return bool(self._redis.hsetnx(self._state(instalment.plan_id), field, "1"))
+
+    def import_csv(self, text: str) -> ImportReport:
+        """Record paid instalments; each bad row is named by its line and skipped."""
+        reader = csv.DictReader(io.StringIO(text))
+        missing = [name for name in _REQUIRED if name not in (reader.fieldnames or [])]
+        if missing:
+            raise InvalidRequest(
+                f"line 1: missing column(s) {', '.join(missing)} (need {', '.join(_REQUIRED)})"
+            )
+        recorded, errors = 0, []
+        for row in reader:
+            line = reader.line_num
+            try:
+                due, paid_on = (
+                    date.fromisoformat(row["due_date"].strip()),
+                    date.fromisoformat(row["paid_on"].strip()),
+                )
+            except ValueError:
+                errors.append(f"line {line}: due_date and paid_on must be dates like 2026-12-04")
+                continue
+            raw = self._redis.get(self._keys.plan(row["plan_id"].strip()))
+            if raw is None:
+                errors.append(f"line {line}: no plan {row['plan_id'].strip()!r}")
+                continue
+            dues = {item["due"] for item in json.loads(raw).get("instalments") or []}
+            if due.isoformat() not in dues:
+                errors.append(f"line {line}: plan {row['plan_id'].strip()} has no instalment due {due}")
+                continue
+            self._redis.hset(self._state(row["plan_id"].strip()), f"paid:{due}", paid_on.isoformat())
+            recorded += 1
+        return ImportReport(recorded, errors)
+
+
+def reminder_text(
+    kind: str, instalment: Instalment, first_name: str, language: str, country: str | None
+) -> str:
+    """The reminder or missed-payment message, in the plan's language."""
+    lang = "es" if language == "es" else "en"
+    return _TEXTS[kind][lang].format(
+        first_name=first_name, amount=format_money(instalment.amount, instalment.currency, lang, country),
+        date=format_date(instalment.due, lang), link=instalment.link,
+    )  # fmt: skip

@@ -1,0 +1,108 @@
+"""``debtbot run``: train if needed, start everything, say where to look, stop cleanly."""
+
+from __future__ import annotations
+
+import time
+
+import redis
+
+from bot.config import Config, channel_modes
+from bot.runtime.launch import actions_ready, busy_ports, process_specs, rasa_ready
+from bot.runtime.model import ensure_model
+from bot.runtime.supervisor import Supervisor, SupervisorError, install_signal_handlers
+from bot.store.accounts import AccountStore, read_import_file
+from bot.store.connection import REDIS_PASSWORD_FILE, Keys, connect, redis_display_url, redis_url
+
+EXAMPLE_ACCOUNTS = "examples/accounts.csv"
+
+_WHY = {
+    "sms": "TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN not set",
+    "telegram": "TELEGRAM_BOT_TOKEN / TELEGRAM_WEBHOOK_SECRET not set",
+    "email": "channels.email.smtp.host not set",
+}
+
+
+def run_all(config: Config) -> int:
+    """Run until Ctrl-C; return the exit code."""
+    busy = busy_ports(config)
+    if busy:
+        raise SupervisorError("cannot start:\n  " + "\n  ".join(busy))
+    started = time.monotonic()
+    model, trained = ensure_model(
+        config.path(config.rasa.project_dir),
+        config.path(config.rasa.models_dir),
+        keep=config.rasa.keep_models,
+    )
+    supervisor = Supervisor(process_specs(config, model))
+    supervisor.say(f"model {model.name} ({'trained now' if trained else 'unchanged, reused'})")
+    supervisor.say("channels: " + ", ".join(f"{name} {mode}" for name, mode in channel_modes(config).items()))
+    install_signal_handlers(supervisor)
+    code = 0
+    try:
+        supervisor.start()
+        if not config.production:
+            _seed_example_accounts(config, supervisor)
+        supervisor.say("processes started; waiting for the Rasa server to load its model")
+        if supervisor.wait_all_ready(
+            {"rasa": lambda: rasa_ready(config), "actions": lambda: actions_ready(config)}, 300
+        ):
+            _banner(config, supervisor, time.monotonic() - started)
+        supervisor.watch()
+    except SupervisorError as exc:
+        supervisor.say(str(exc))
+        code = 1
+    finally:
+        supervisor.stop()
+        supervisor.say("all processes stopped")
+    return code
+
+
+def _seed_example_accounts(config: Config, supervisor: Supervisor) -> None:
+    """In development, an empty database gets the example debtors so the simulator has someone."""
+    path = config.path(EXAMPLE_ACCOUNTS)
+    store = AccountStore(connect(config), Keys(config.redis.key_prefix))
+    try:
+        if store.ids() or not path.exists():
+            return
+        report = store.import_csv(
+            read_import_file(path),
+            languages=config.accounts.languages,
+            default_language=config.accounts.default_language,
+            verification_field=config.accounts.verification_field,
+        )
+    except redis.RedisError as exc:
+        supervisor.say(f"could not load example accounts: {exc}")
+        return
+    supervisor.say(f"no accounts yet: loaded {report.loaded} example accounts from {EXAMPLE_ACCOUNTS}")
+
+
+def _banner(config: Config, supervisor: Supervisor, seconds: float) -> None:
+    server = config.server
+    redis_line = (
+        f"external, {redis_display_url(config.secrets.redis_url)}"
+        if config.secrets.redis_url
+        else f"embedded, {redis_display_url(redis_url(config))} (password in {REDIS_PASSWORD_FILE}), "
+        f"data in {config.redis.data_dir} (AOF on)"
+    )
+    lines = [
+        f"debtbot is running ({config.environment}, ready in {seconds:.0f}s):",
+        f"  gateway    {server.internal_url}  (public URL {server.public_url})",
+        f"  health     {server.internal_url}/healthz",
+    ]
+    if config.simulator.enabled and not config.production:
+        lines.append(f"  simulator  {server.internal_url}/simulator  (development only)")
+    lines += [
+        f"  rasa       {config.rasa.url}  (token auth)",
+        f"  actions    {config.rasa.actions_url}  (token auth)",
+        f"  redis      {redis_line}",
+    ]
+    for name, mode in channel_modes(config).items():
+        why = (
+            f" ({_WHY[name]}: replies go to {server.internal_url}/simulator/outbox)"
+            if mode == "sandbox"
+            else ""
+        )
+        lines.append(f"  {name:<10} {mode}{why}")
+    lines.append("Press Ctrl-C to stop everything.")
+    for line in lines:
+        supervisor.say(line)

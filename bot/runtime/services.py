@@ -1,0 +1,317 @@
+"""Building the parts from the configuration, once per process, to pass them in explicitly."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from bot.care.crisis import CrisisDesk
+from bot.clock import Clock
+from bot.compliance.gate import ComplianceGate
+from bot.compliance.keywords import SmsKeywords
+from bot.compliance.rules import Decision
+from bot.config import Config, OpenerVariant
+from bot.conversations.creditor_events import WEBHOOKS, CreditorEvents, WebhookSender
+from bot.conversations.deliveries import DeliveryLog
+from bot.conversations.inbound import InboundHandler, NotAnswered
+from bot.conversations.outbound import OutboundHandler
+from bot.conversations.rate_limits import RedisPacer, ReplyCap
+from bot.conversations.render import OfferedChoices, RenderOptions
+from bot.email.dead_letters import DeadLetters
+from bot.email.envelope import EmailEnvelope
+from bot.email.intake import EmailIntake
+from bot.email.threads import EmailThreads
+from bot.email.unsubscribe import UnsubscribeLinks
+from bot.outreach.openers import send_opener, send_reminder
+from bot.outreach.payments import PlanPayments
+from bot.outreach.planner import OUTREACH, OpenerSender, OutreachHandler, OutreachPlanner, ReminderSender
+from bot.store.accounts import Account, AccountStore
+from bot.store.addresses import AddressBook
+from bot.store.agent_queue import AgentQueue
+from bot.store.connection import Keys, connect, redis_url
+from bot.store.intake import INBOUND, OUTBOUND, InboundIntake
+from bot.store.jobs import Jobs, make_broker
+from bot.store.opener_stats import OpenerStats
+from bot.store.queues import KeyedQueue
+from bot.telegram.links import TelegramLinks
+from channels.base import Channel, Pacer
+from channels.email import EmailChannel, SmtpSettings
+from channels.sandbox import SandboxChannel, SandboxOutbox
+from channels.sms import SmsChannel
+from channels.telegram import TelegramChannel
+from dialogue.rasa_client import RasaClient
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """Everything the gateway and the worker share."""
+
+    config: Config
+    redis: redis.Redis[bytes]
+    keys: Keys
+    accounts: AccountStore
+    addresses: AddressBook
+    deliveries: DeliveryLog
+    keywords: SmsKeywords
+    links: TelegramLinks
+    channels: dict[str, Channel]
+    outbox: SandboxOutbox
+    inbound: KeyedQueue
+    outbound: KeyedQueue
+    webhooks: KeyedQueue
+    jobs: Jobs
+    intake: InboundIntake
+    events: CreditorEvents
+    dead_letters: DeadLetters
+    email_threads: EmailThreads
+    unsubscribe: UnsubscribeLinks
+    outreach_queue: KeyedQueue
+    gate: ComplianceGate
+    #: The one clock every part that decides by the time reads (the system clock; tests set it).
+    clock: Clock = field(default_factory=Clock)
+    _rasa: RasaClient | None = field(default=None, repr=False)
+
+    @property
+    def rasa(self) -> RasaClient:
+        """The Rasa client (created on first use: the gateway rarely needs it)."""
+        if self._rasa is None:
+            self._rasa = RasaClient(
+                self.config.rasa.url, self.config.secrets.rasa_token, timeout=self.config.rasa.timeout_seconds
+            )
+        return self._rasa
+
+    @property
+    def email_channel(self) -> EmailChannel | None:
+        """The email adapter (inside its sandbox when sandboxed), when email is enabled."""
+        channel = self.channels.get("email")
+        if isinstance(channel, SandboxChannel):
+            channel = channel.provider
+        return channel if isinstance(channel, EmailChannel) else None
+
+    @property
+    def email_intake(self) -> EmailIntake | None:
+        """Raw mail in (webhook and poller), when email is enabled."""
+        channel = self.email_channel
+        if channel is None:
+            return None
+        return EmailIntake(
+            channel=channel, intake=self.intake, dead_letters=self.dead_letters, keywords=self.keywords
+        )
+
+    def email_envelope(self) -> EmailEnvelope:
+        """Subject, thread and opt-out parts for outgoing email."""
+        email = self.config.channels.email
+        company = self.config.company.display_name
+        return EmailEnvelope(
+            threads=self.email_threads,
+            unsubscribe=self.unsubscribe,
+            from_address=email.from_address,
+            subjects={lang: subject.format(company=company) for lang, subject in email.subjects.items()},
+        )
+
+    @property
+    def outreach(self) -> OutreachPlanner:
+        """Plans outreach runs and releases what the gate deferred."""
+        return OutreachPlanner(
+            self.redis, self.keys, self.outreach_queue, self.jobs, self.config.outreach.shards, self.clock
+        )
+
+    @property
+    def crisis(self) -> CrisisDesk:
+        """The answer, escalation and pause for a sign of crisis (bot/care)."""
+        agents = AgentQueue(self.redis, self.keys, clock=self.clock.timestamp)
+        return CrisisDesk(self.config.care, self.redis, self.keys, agents, clock=self.clock.timestamp)
+
+    @property
+    def opener_stats(self) -> OpenerStats:
+        return OpenerStats(self.redis, self.keys)
+
+    def outreach_handler(
+        self, send: OpenerSender | None = None, remind: ReminderSender | None = None
+    ) -> OutreachHandler:
+        """Decides outreach tasks; ``send`` defaults to the real opener (Rasa, then the queue)."""
+        stats = self.opener_stats
+
+        def send_reminder_now(
+            account: Account, channel: str, address: str, kind: str, decision: Decision
+        ) -> None:
+            send_reminder(self, account, channel, address, kind, decision)
+
+        def send_opener_now(account: Account, channel: str, address: str, variant: OpenerVariant,
+                            decision: Decision) -> None:  # fmt: skip
+            send_opener(self, account.account_id, channel, address=address, text=decision.text, kind="opener")
+            stats.sent(account.account_id, account.language, variant.id)
+
+        return OutreachHandler(
+            config=self.config, client=self.redis, keys=self.keys, accounts=self.accounts,
+            addresses=self.addresses, gate=self.gate, planner=self.outreach,
+            send_opener=send or send_opener_now,
+            links_chat_for=self.links.chat_for, enabled_channels=frozenset(self.channels),
+            payments=PlanPayments(self.redis, self.keys), send_reminder=remind or send_reminder_now,
+            clock=self.clock,
+        )  # fmt: skip
+
+    def install_handlers(self) -> None:
+        """Make this process able to run drain jobs (worker processes only)."""
+        ttl = int(self.config.dedupe.window_hours * 3600)
+        self.jobs.handle(
+            INBOUND,
+            InboundHandler(
+                accounts=self.accounts,
+                addresses=self.addresses,
+                agents=AgentQueue(self.redis, self.keys),
+                rasa=self.rasa,
+                outbound=self.outbound,
+                jobs=self.jobs,
+                keys=self.keys,
+                keywords=self.keywords,
+                choices=OfferedChoices(self.redis, self.keys),
+                render=RenderOptions(sms_max_segments=self.config.channels.sms.max_segments_per_message),
+                links=self.links,
+                channels=self.channels,
+                default_language=self.config.accounts.default_language,
+                dedupe_ttl_seconds=ttl,
+                email=self.email_envelope(),
+                deliveries=self.deliveries,
+                reply_cap=ReplyCap(
+                    self.redis, self.keys, self.config.channels.email.replies_per_hour_per_address
+                ),
+                gate=self.gate,
+                opener_stats=self.opener_stats,
+                crisis=self.crisis,
+                clock=self.clock.timestamp,
+            ),
+        )
+        self.jobs.handle(
+            OUTBOUND,
+            OutboundHandler(
+                channels=self.channels, addresses=self.addresses, deliveries=self.deliveries,
+                gate=self.gate, accounts=self.accounts,
+            ),
+        )  # fmt: skip
+        self.jobs.handle(OUTREACH, self.outreach_handler())
+        url, secret = self.config.plans.webhook_url, self.config.secrets.plans_webhook_secret
+        if url and secret:
+            self.jobs.handle(WEBHOOKS, WebhookSender(url, secret))
+
+
+def build_channels(config: Config, outbox: SandboxOutbox, pacer: Pacer | None = None) -> dict[str, Channel]:
+    """The enabled channels, live where credentials are set and sandboxed otherwise."""
+    secrets = config.secrets
+    channels: dict[str, Channel] = {}
+    sms = config.channels.sms
+    if sms.enabled:
+        adapter: Channel = SmsChannel(
+            auth_token=secrets.twilio_auth_token or "",
+            account_sid=secrets.twilio_account_sid,
+            from_number=sms.from_number,
+            messaging_service_sid=sms.messaging_service_sid,
+            api_base_url=sms.api_base_url,
+            status_callback_url=f"{config.server.public_url}/webhooks/sms/status",
+            timeout_seconds=sms.timeout_seconds,
+            pacer=pacer,
+            segments_per_second=sms.segments_per_second,
+        )
+        channels["sms"] = adapter if config.sms_live else SandboxChannel(adapter, outbox)
+    telegram = config.channels.telegram
+    if telegram.enabled:
+        adapter = TelegramChannel(
+            webhook_secret=secrets.telegram_webhook_secret or "",
+            bot_token=secrets.telegram_bot_token,
+            api_base_url=telegram.api_base_url,
+            timeout_seconds=telegram.timeout_seconds,
+            pacer=pacer,
+            per_chat_per_second=telegram.messages_per_second_per_chat,
+            per_bot_per_second=telegram.messages_per_second,
+        )
+        channels["telegram"] = adapter if config.telegram_live else SandboxChannel(adapter, outbox)
+    email = config.channels.email
+    if email.enabled:
+        smtp = None
+        if email.smtp.host is not None:
+            smtp = SmtpSettings(
+                host=email.smtp.host,
+                port=email.smtp.port,
+                security=email.smtp.security,
+                timeout_seconds=email.smtp.timeout_seconds,
+                username=secrets.smtp_username,
+                password=secrets.smtp_password,
+            )
+        adapter = EmailChannel(
+            webhook_secret=secrets.email_webhook_secret,
+            from_address=email.from_address,
+            smtp=smtp,
+            max_message_bytes=email.max_message_bytes,
+            company=config.company.display_name,
+        )
+        channels["email"] = adapter if config.email_live else SandboxChannel(adapter, outbox)
+    return channels
+
+
+def build_services(
+    config: Config, client: redis.Redis[bytes] | None = None, clock: Clock | None = None
+) -> Services:
+    """Wire the parts for one process (``clock``: the system clock unless a test sets one)."""
+    client = client or connect(config)
+    clock = clock or Clock()
+    keys = Keys(config.redis.key_prefix)
+    worker = config.worker
+    queue_options: dict[str, Any] = {
+        "max_attempts": worker.max_attempts,
+        "retry_min_seconds": worker.retry_min_seconds,
+        "retry_max_seconds": worker.retry_max_seconds,
+        # Short, and renewed while a drain works (however long Rasa takes): a drain that
+        # died frees its conversation within this.
+        "lease_seconds": worker.lease_seconds,
+    }
+    # An inbound message set aside unanswered goes to a person too (once), not only to the
+    # dead letters.
+    not_answered = NotAnswered(
+        accounts=AccountStore(client, keys),
+        agents=AgentQueue(client, keys, clock=clock.timestamp),
+        links=TelegramLinks(client, keys, ttl_seconds=config.channels.telegram.link_ttl_hours * 3600),
+        threads=EmailThreads(client, keys),
+    )
+    inbound = KeyedQueue(client, keys.queues, INBOUND, on_set_aside=not_answered, **queue_options)
+    outbound = KeyedQueue(client, keys.queues, OUTBOUND, **queue_options)
+    webhooks = KeyedQueue(client, keys.queues, WEBHOOKS, **queue_options)
+    outreach = KeyedQueue(client, keys.queues, OUTREACH, **queue_options)
+    jobs = Jobs(
+        make_broker(redis_url(config), keys.jobs_namespace),
+        {INBOUND: inbound, OUTBOUND: outbound, WEBHOOKS: webhooks, OUTREACH: outreach},
+    )
+    outbox = SandboxOutbox(client, keys.sandbox_outbox)
+    addresses = AddressBook(client, keys)
+    return Services(
+        config=config,
+        redis=client,
+        keys=keys,
+        accounts=AccountStore(client, keys),
+        addresses=addresses,
+        deliveries=DeliveryLog(
+            client, keys, addresses, unreachable_after=config.channels.sms.unreachable_after_failures
+        ),
+        keywords=SmsKeywords(config, addresses),
+        links=TelegramLinks(client, keys, ttl_seconds=config.channels.telegram.link_ttl_hours * 3600),
+        channels=build_channels(config, outbox, RedisPacer(client, keys)),
+        outbox=outbox,
+        inbound=inbound,
+        outbound=outbound,
+        webhooks=webhooks,
+        jobs=jobs,
+        intake=InboundIntake(
+            queue=inbound, jobs=jobs, keys=keys, dedupe_ttl_seconds=int(config.dedupe.window_hours * 3600)
+        ),
+        events=CreditorEvents(client, keys, webhooks, jobs, webhook_url=config.plans.webhook_url),
+        dead_letters=DeadLetters(client, keys),
+        email_threads=EmailThreads(client, keys),
+        unsubscribe=UnsubscribeLinks(client, keys, config.secrets.secret_key, config.server.public_url),
+        outreach_queue=outreach,
+        gate=ComplianceGate(config, client, keys, addresses, clock),
+        clock=clock,
+    )

@@ -1,0 +1,48 @@
+"""Address records: opted out, wrong party, unreachable; hashed keys."""
+
+from __future__ import annotations
+
+import redis
+
+from bot.store.addresses import AddressBook, address_hash
+from bot.store.connection import Keys
+
+PHONE = "+12025550143"
+
+
+def test_a_fresh_address_may_be_contacted(redis_client: redis.Redis[bytes]) -> None:
+    status = AddressBook(redis_client, Keys("debtbot")).status("sms", PHONE)
+    assert status.silenced_because is None
+    assert status.opted_out_at is None
+
+
+def test_opting_out_silences_the_address_on_that_channel_only(redis_client: redis.Redis[bytes]) -> None:
+    book = AddressBook(redis_client, Keys("debtbot"))
+    book.opt_out("sms", PHONE, "ACC-1002")
+    assert book.status("sms", PHONE).silenced_because == "opted_out"
+    assert book.status("sms", PHONE).account_id == "ACC-1002"
+    assert book.status("telegram", PHONE).silenced_because is None
+
+
+def test_opting_back_in_lifts_an_opt_out_but_not_a_wrong_party_mark(redis_client: redis.Redis[bytes]) -> None:
+    book = AddressBook(redis_client, Keys("debtbot"))
+    book.opt_out("sms", PHONE)
+    book.opt_in("sms", PHONE)
+    assert book.status("sms", PHONE).silenced_because is None
+    book.mark_wrong_party("sms", PHONE)
+    book.opt_in("sms", PHONE)
+    assert book.status("sms", PHONE).silenced_because == "wrong_party"
+
+
+def test_unreachable_is_recorded_without_silencing(redis_client: redis.Redis[bytes]) -> None:
+    book = AddressBook(redis_client, Keys("debtbot"))
+    book.mark_unreachable("sms", PHONE)
+    assert book.status("sms", PHONE).unreachable_at is not None
+    assert book.status("sms", PHONE).silenced_because is None
+
+
+def test_keys_carry_no_address(redis_client: redis.Redis[bytes]) -> None:
+    AddressBook(redis_client, Keys("debtbot")).opt_out("email", "Ana.Lopez@example.com")
+    keys = [k.decode() for k in redis_client.keys("*")]
+    assert keys == [f"debtbot:address:{address_hash('email', 'ana.lopez@example.com')}"]
+    assert all("example" not in k for k in keys)
