@@ -1,9 +1,12 @@
 """A conversation's messages in the worker, and what the dialogue does to the world.
 
-- ``inbound``: ``InboundHandler`` (identify, safety screen, keywords, silenced addresses, choices,
-  Rasa, render, queue the answer) and ``NotAnswered`` (a set-aside message goes to a person).
-- ``outbound``: ``enqueue_outbound`` (in order, once per outbox id) and ``OutboundHandler`` (ask the
-  provider after an unsure attempt, gate, pace, send, record).
+- ``inbound``: ``InboundHandler`` (runs ``inbound_steps.STEPS``) and ``NotAnswered`` (a set-aside
+  message goes to a person).
+- ``inbound_steps``: the inbound path, one function per step, in order (identify, safety screen,
+  keywords, silenced addresses, choices, Rasa, render and queue the answer).
+- ``outbound``: ``enqueue_outbound`` (in order, once per outbox id) and ``OutboundHandler`` with its
+  steps ``OUTBOUND_STEPS`` (ask the provider after an unsure attempt, gate, pace, send, record).
+- ``steps``: ``Stop``, ``bind`` and ``run``, what both paths are made of.
 - ``identity``: which account a message is from and which conversation it belongs to.
 - ``render`` (replies for a channel, numbered and button choices), ``deliveries`` (what happened to
   each message), ``rate_limits`` (pacing per sender, the email reply cap).
