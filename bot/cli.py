@@ -1,4 +1,4 @@
-"""The ``debtbot`` command: run everything, run one worker, train, import accounts."""
+"""The ``debtbot`` command: run everything, run one worker, train, import accounts, manage agents."""
 
 from __future__ import annotations
 
@@ -120,6 +120,100 @@ def import_accounts(csv_file: Path, config_path: str | None) -> None:
         f"{report.unchanged} unchanged); {len(report.errors)} row(s) rejected"
     )
     sys.exit(1 if report.errors else 0)
+
+
+@main.group()
+def agents() -> None:
+    """The people who sign in to the agent console."""
+
+
+def _agent_directory(config: Config):  # type: ignore[no-untyped-def]
+    from bot.clock import Clock
+    from bot.console.agents import AgentDirectory
+    from bot.store.connection import Keys, connect
+
+    return AgentDirectory(connect(config), Keys(config.redis.key_prefix), Clock())
+
+
+def _agents_fail(exc: Exception) -> None:
+    import redis
+
+    if isinstance(exc, redis.RedisError):
+        click.echo(f"Redis is unreachable ({exc}); is `debtbot run` running, or REDIS_URL set?", err=True)
+    else:
+        click.echo(f"debtbot: {exc}", err=True)
+    sys.exit(1)
+
+
+@agents.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["agent", "supervisor"]), default="agent", show_default=True,
+              help="what the person may do in the console")  # fmt: skip
+@click.option("--link", is_flag=True,
+              help="print a one-time set-password link (24 h) instead of asking the password")  # fmt: skip
+@config_option
+def agents_add(name: str, role: str, link: bool, config_path: str | None) -> None:
+    """Add an agent called NAME, asking for the password (typed twice, hidden) or with --link.
+
+    NAME is 2 to 32 characters of a-z, 0-9, '.', '_' and '-'. The password is never given on the
+    command line; with --link the agent sets it through the one-time link printed."""
+    import redis
+
+    from bot.console.agents import PASSWORD_TOKEN_TTL, AgentError, Role, check_name, check_password
+
+    config = _load(config_path)
+    try:
+        name = check_name(name)
+        password = None
+        if not link:
+            password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+            check_password(name, password)
+        directory = _agent_directory(config)
+        agent = directory.add(name, Role(role), password)
+        token = directory.issue_password_token(agent.name, PASSWORD_TOKEN_TTL) if link else ""
+    except (AgentError, BotError, redis.RedisError) as exc:
+        _agents_fail(exc)
+        return
+    click.echo(f"agent {agent.name} added ({agent.role.value})")
+    if link:
+        url = f"{config.server.public_url}/console/set-password/{token}"
+        click.echo(f"set-password link (works once, within 24 h): {url}")
+
+
+@agents.command("list")
+@config_option
+def agents_list(config_path: str | None) -> None:
+    """List the agents: name, role, whether disabled, whether a password is set."""
+    import redis
+
+    config = _load(config_path)
+    try:
+        everyone = _agent_directory(config).list()
+    except redis.RedisError as exc:
+        _agents_fail(exc)
+        return
+    click.echo(f"{'name':<32}  {'role':<10}  {'disabled':<8}  password")
+    for agent in everyone:
+        click.echo(
+            f"{agent.name:<32}  {agent.role.value:<10}  {'yes' if agent.disabled else 'no':<8}  "
+            f"{'set' if agent.password_set else 'not set'}"
+        )
+
+
+@agents.command("disable")
+@click.argument("name")
+@config_option
+def agents_disable(name: str, config_path: str | None) -> None:
+    """Disable agent NAME: they can no longer sign in (the account is kept)."""
+    import redis
+
+    config = _load(config_path)
+    try:
+        _agent_directory(config).disable(name)
+    except (BotError, redis.RedisError) as exc:
+        _agents_fail(exc)
+        return
+    click.echo(f"agent {name.strip().lower()} disabled")
 
 
 @main.command("open")

@@ -230,6 +230,18 @@ class Keys:
     def audit(self) -> str:
         return self._k("audit")
 
+    # the agents' console: each agent (a hash, keyed by the user name the agent chose), the set
+    # of names, and one-time set-password tokens (SHA-256 of the token -> the agent's name)
+    def console_agent(self, name: str) -> str:
+        return self._k("console", "agent", name)
+
+    @property
+    def console_agents(self) -> str:
+        return self._k("console", "agents")
+
+    def console_password_token(self, token_hash: str) -> str:
+        return self._k("console", "pwtoken", token_hash)
+
     # outreach: accounts deferred to a later moment (sorted set account -> when), the last
     # opener per account, counts per opener wording, and the scheduler's lease
     @property
@@ -270,3 +282,26 @@ class Keys:
     @property
     def jobs_namespace(self) -> str:
         return self._k("jobs")
+
+    # the agent console's hand-off (bot/console/handoff.py): each conversation's record (hash),
+    # waiting conversations (sorted set -> when), claims by last activity (sorted set), every
+    # change (stream) and closes per outcome (hash). Conversation ids are opaque (acct-<id>,
+    # anon-<channel>.<hash>): no personal data in the key names.
+    def handoff(self, conversation_id: str) -> str:
+        return self._k("conversation", conversation_id, "handoff")
+
+    @property
+    def console_waiting(self) -> str:
+        return self._k("console", "waiting")
+
+    @property
+    def console_claimed(self) -> str:
+        return self._k("console", "claimed")
+
+    @property
+    def console_events(self) -> str:
+        return self._k("console", "events")
+
+    @property
+    def console_outcomes(self) -> str:
+        return self._k("console", "outcomes")
