@@ -17,24 +17,14 @@ from typing import Protocol
 import redis
 from redis.exceptions import LockError
 
-from bot.config import Config
 from bot.email.intake import EmailIntake
 from bot.email.poller import EmailPoller
 from bot.errors import BotError
-from bot.store.connection import Keys
+from bot.store.connection import StoreParts
 
 
-class MailboxParts(Protocol):
+class MailboxParts(StoreParts, Protocol):
     """What the mailbox reader uses (the process's ``Services`` has it all)."""
-
-    @property
-    def config(self) -> Config: ...
-
-    @property
-    def redis(self) -> redis.Redis[bytes]: ...
-
-    @property
-    def keys(self) -> Keys: ...
 
     @property
     def email_intake(self) -> EmailIntake | None: ...

@@ -19,24 +19,15 @@ import redis
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
-from bot.config import Config, channel_modes
-from bot.store.connection import Keys
+from bot.config import channel_modes
+from bot.store.connection import StoreParts
 from bot.store.intake import INBOUND, OUTBOUND
 from bot.store.jobs import worker_states_key
 from bot.store.queues import KeyedQueue
 
 
-class HealthParts(Protocol):
+class HealthParts(StoreParts, Protocol):
     """What ``/healthz`` reads (the process's ``Services`` has it all)."""
-
-    @property
-    def config(self) -> Config: ...
-
-    @property
-    def redis(self) -> redis.Redis[bytes]: ...
-
-    @property
-    def keys(self) -> Keys: ...
 
     @property
     def inbound(self) -> KeyedQueue: ...

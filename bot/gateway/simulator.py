@@ -26,10 +26,10 @@ from flask import Blueprint, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 from twilio.request_validator import RequestValidator
 
-from bot.config import Config, channel_modes
+from bot.config import channel_modes
 from bot.errors import InvalidRequest, NotFound
 from bot.store.accounts import Account, AccountStore
-from bot.store.connection import Keys
+from bot.store.connection import StoreParts
 from channels.base import Channel
 from channels.cleaning import UnsafeJson, clean_line, clean_text, loads_json
 from channels.email import SIGNATURE_HEADER, sign
@@ -37,17 +37,8 @@ from channels.sandbox import SandboxOutbox
 from channels.telegram import SECRET_HEADER
 
 
-class SimulatorParts(Protocol):
+class SimulatorParts(StoreParts, Protocol):
     """What the simulator uses (the process's ``Services`` has it all)."""
-
-    @property
-    def config(self) -> Config: ...
-
-    @property
-    def redis(self) -> redis.Redis[bytes]: ...
-
-    @property
-    def keys(self) -> Keys: ...
 
     @property
     def accounts(self) -> AccountStore: ...

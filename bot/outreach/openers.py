@@ -13,17 +13,14 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Protocol
 
-import redis
-
 from bot.compliance.notices import notice
 from bot.compliance.rules import Decision
-from bot.config import Config
 from bot.conversations.outbound import enqueue_outbound
 from bot.conversations.render import PROACTIVE, render_replies
 from bot.email.envelope import EmailEnvelope
 from bot.errors import InvalidRequest, NotFound
 from bot.store.accounts import Account, AccountStore
-from bot.store.connection import Keys
+from bot.store.connection import StoreParts
 from bot.store.jobs import Jobs
 from bot.store.queues import KeyedQueue
 from bot.telegram.links import TelegramLinks, deep_link
@@ -31,17 +28,8 @@ from channels.base import Channel, OutboundMessage
 from dialogue.rasa_client import BotReply, RasaClient
 
 
-class OpenerParts(Protocol):
+class OpenerParts(StoreParts, Protocol):
     """What sending an opener or a reminder uses (the process's ``Services`` has it all)."""
-
-    @property
-    def config(self) -> Config: ...
-
-    @property
-    def redis(self) -> redis.Redis[bytes]: ...
-
-    @property
-    def keys(self) -> Keys: ...
 
     @property
     def accounts(self) -> AccountStore: ...

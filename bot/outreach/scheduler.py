@@ -18,22 +18,12 @@ import redis
 from redis.exceptions import LockError
 
 from bot.clock import Clock
-from bot.config import Config
 from bot.outreach.planner import OutreachPlanner
-from bot.store.connection import Keys
+from bot.store.connection import StoreParts
 
 
-class SchedulerParts(Protocol):
+class SchedulerParts(StoreParts, Protocol):
     """What the scheduler uses (the process's ``Services`` has it all)."""
-
-    @property
-    def config(self) -> Config: ...
-
-    @property
-    def redis(self) -> redis.Redis[bytes]: ...
-
-    @property
-    def keys(self) -> Keys: ...
 
     @property
     def clock(self) -> Clock: ...

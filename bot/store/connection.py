@@ -11,6 +11,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import redis
@@ -305,3 +306,18 @@ class Keys:
     @property
     def console_outcomes(self) -> str:
         return self._k("console", "outcomes")
+
+
+class StoreParts(Protocol):
+    """The parts almost every process-level piece reads: the configuration, the Redis
+    connection and the key names. The narrower ``*Parts`` protocols extend it; the process's
+    ``Services`` fits them all without being named."""
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def redis(self) -> redis.Redis[bytes]: ...
+
+    @property
+    def keys(self) -> Keys: ...

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 import redis
 
-from bot.runtime.services import build_services
+from bot.runtime.services import Services, build_services
 from bot.store.addresses import address_key
 from bot.telegram.poller import poll
 from channels.telegram import TelegramChannel
@@ -12,9 +13,11 @@ from tests.conftest import ConfigFactory
 from tests.fakes.telegram_api import FakeTelegram, sticker_update, text_update
 
 
-def test_polled_updates_are_stored_once_and_the_offset_moves_on(
+@pytest.fixture
+def polling(
     make_config: ConfigFactory, redis_client: redis.Redis[bytes], fake_telegram: FakeTelegram
-) -> None:
+) -> tuple[Services, TelegramChannel]:
+    """The product's parts with Telegram pointed at the stand-in, and its channel."""
     config = make_config(
         channels={"telegram": {"api_base_url": fake_telegram.base_url}},
         env={"TELEGRAM_BOT_TOKEN": fake_telegram.token, "TELEGRAM_WEBHOOK_SECRET": "s"},
@@ -22,6 +25,13 @@ def test_polled_updates_are_stored_once_and_the_offset_moves_on(
     services = build_services(config, redis_client)
     channel = services.channels["telegram"]
     assert isinstance(channel, TelegramChannel)
+    return services, channel
+
+
+def test_polled_updates_are_stored_once_and_the_offset_moves_on(
+    polling: tuple[Services, TelegramChannel], redis_client: redis.Redis[bytes], fake_telegram: FakeTelegram
+) -> None:
+    services, channel = polling
     fake_telegram.queue_update(text_update(501, 4242, "hola"))
     fake_telegram.queue_update(sticker_update(502, 4242))
     assert poll(services, channel, once=True, echo=lambda _: None) == 2
@@ -33,15 +43,9 @@ def test_polled_updates_are_stored_once_and_the_offset_moves_on(
 
 
 def test_an_update_that_cannot_be_understood_is_passed_over_and_the_next_is_stored(
-    make_config: ConfigFactory, redis_client: redis.Redis[bytes], fake_telegram: FakeTelegram
+    polling: tuple[Services, TelegramChannel], redis_client: redis.Redis[bytes], fake_telegram: FakeTelegram
 ) -> None:
-    config = make_config(
-        channels={"telegram": {"api_base_url": fake_telegram.base_url}},
-        env={"TELEGRAM_BOT_TOKEN": fake_telegram.token, "TELEGRAM_WEBHOOK_SECRET": "s"},
-    )
-    services = build_services(config, redis_client)
-    channel = services.channels["telegram"]
-    assert isinstance(channel, TelegramChannel)
+    services, channel = polling
     broken = text_update(601, 4242, "hola")
     broken["message"]["date"] = 10**20  # no such moment: PTB cannot read it
     fake_telegram.queue_update(broken)
