@@ -681,6 +681,43 @@ def _unique_ids(value: dict[str, list[OpenerVariant]]) -> dict[str, list[OpenerV
     return value
 
 
+class AgentHoursConfig(ContactHoursConfig):
+    """Agents' working hours: from ``earliest`` to ``latest`` on ``days`` (0 = Monday)."""
+
+    earliest: str = Field(default="09:00", regex=r"^([01]\d|2[0-3]):[0-5]\d$")
+    latest: str = Field(default="17:00", regex=r"^([01]\d|2[0-3]):[0-5]\d$")
+    days: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4], min_items=1)
+
+    @validator("days", each_item=True)
+    def _weekday(cls, value: int) -> int:
+        if not 0 <= value <= 6:
+            raise ValueError("days are 0 (Monday) to 6 (Sunday)")
+        return value
+
+
+class ConsoleConfig(_Section):
+    """The agents' console (bot/console): who may sign in, and how long things may wait."""
+
+    #: A signed-in agent who does nothing for this long is signed out.
+    idle_minutes: float = Field(default=30, gt=0, le=24 * 60)
+    #: A conversation waiting longer than this for a person is highlighted in the inbox.
+    target_minutes: float = Field(default=15, gt=0, le=7 * 24 * 60)
+    #: A claimed conversation nobody touches for this long goes back to the queue.
+    claim_idle_minutes: float = Field(default=20, gt=0, le=7 * 24 * 60)
+    #: When agents work, in ``zone``: what "a person will answer" promises is said in the
+    #: debtor's local time from these.
+    hours: AgentHoursConfig = Field(default_factory=lambda: AgentHoursConfig())
+    #: The agents' time zone (their hours, and the times the console shows them).
+    zone: str = "America/New_York"
+    #: Failed sign-ins allowed per account and per address within ``sign_in_window_minutes``.
+    sign_in_attempts: int = Field(default=5, ge=1, le=100)
+    sign_in_window_minutes: float = Field(default=15, gt=0, le=24 * 60)
+    #: Development only: an example supervisor created at start-up and shown in the banner.
+    example_supervisor: StrictBool = True
+
+    _zone = validator("zone", allow_reuse=True)(_zone)
+
+
 class SimulatorConfig(_Section):
     enabled: StrictBool = True
 
@@ -733,6 +770,7 @@ class Config(_Section):
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     care: CareConfig = Field(default_factory=CareConfig)
     outreach: OutreachConfig = Field(default_factory=OutreachConfig)
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig)
     simulator: SimulatorConfig = Field(default_factory=SimulatorConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 

@@ -120,6 +120,25 @@ class RasaClient:
         )
         return [_reply(item) for item in answer.json().get("messages", [])]
 
+    def append_events(self, conversation_id: str, events: list[Mapping[str, Any]]) -> None:
+        """Add events to the conversation's tracker (``pause``, ``resume``, an agent's words as
+        a ``bot`` event), so Rasa's own history shows what happened outside it."""
+        self._request(
+            "POST",
+            f"/conversations/{conversation_id}/tracker/events",
+            params={"token": self._token, "include_events": "NONE"},
+            json=[dict(event) for event in events],
+        )
+
+    def tracker(self, conversation_id: str) -> dict[str, Any]:
+        """The conversation's tracker (slots and the last events)."""
+        answer = self._request(
+            "GET", f"/conversations/{conversation_id}/tracker",
+            params={"token": self._token, "include_events": "AFTER_RESTART"},
+        )  # fmt: skip
+        result: dict[str, Any] = answer.json()
+        return result
+
     def status(self) -> dict[str, Any]:
         """The server's status (``/status``), which says which model is loaded."""
         answer = self._request("GET", "/status", params={"token": self._token})

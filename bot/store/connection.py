@@ -307,6 +307,10 @@ class Keys:
     def console_outcomes(self) -> str:
         return self._k("console", "outcomes")
 
+    # each conversation's history (stream: what was written, sent and done; the console reads it)
+    def conversation_history(self, conversation_id: str) -> str:
+        return self._k("conversation", conversation_id, "history")
+
 
 class StoreParts(Protocol):
     """The parts almost every process-level piece reads: the configuration, the Redis

@@ -1,0 +1,126 @@
+"""Each conversation's history, across channels and sessions: what the person wrote, what the
+bot and agents queued for them, and what happened (escalated, claimed, verified, plan created,
+flags). The agents' console shows it, with each sent message's delivery status beside it
+(``DeliveryLog``, by outbox id).
+
+One Redis stream per conversation (``conversation:<id>:history``). Every entry is written once
+per its own id (the inbound message's ``<channel>:<provider id>``, the outbox id, or the event's
+``once``): a replayed step adds nothing, so a kill between recording and acting never shows a
+message twice.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from bot.store.connection import Keys
+
+__all__ = ["ConversationHistory", "HistoryEntry"]
+
+#: Entries kept per conversation (the oldest go first).
+MAX_ENTRIES = 5_000
+#: How long "written once" markers live: longer than any retry or replay.
+ONCE_TTL_SECONDS = 7 * 24 * 3600
+
+# The marker and the entry together or not at all.
+_APPEND_ONCE = """
+if ARGV[1] ~= '' then
+  if redis.call('SET', ARGV[1], '1', 'NX', 'EX', ARGV[2]) == false then return false end
+end
+return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'entry', ARGV[4])
+"""
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One line of a conversation's history.
+
+    ``direction``: ``in`` (the person wrote), ``out`` (queued for the person: ``by`` is ``bot``
+    or ``agent:<name>``), ``event`` (something happened: ``kind`` says what).
+    """
+
+    id: str
+    at: float
+    direction: str
+    kind: str
+    channel: str = ""
+    text: str = ""
+    by: str = ""
+    #: ``in``: the message's ``<channel>:<provider id>``; ``out``: the outbox id.
+    ref: str = ""
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "at": self.at, "direction": self.direction, "kind": self.kind,
+            "channel": self.channel, "text": self.text, "by": self.by, "ref": self.ref,
+            "detail": dict(self.detail),
+        }  # fmt: skip
+
+
+class ConversationHistory:
+    """Appends to and reads each conversation's history."""
+
+    def __init__(
+        self, client: redis.Redis[bytes], keys: Keys, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._redis = client
+        self._keys = keys
+        self._clock = clock
+        self._append = client.register_script(_APPEND_ONCE)
+
+    def inbound(
+        self, conversation_id: str, *, source: str, channel: str, text: str, kind: str = "text"
+    ) -> bool:
+        """The person wrote ``text`` (``source``: ``<channel>:<provider id>``)."""
+        return self._add(conversation_id, f"in:{source}", direction="in", kind=kind, channel=channel,
+                         text=text, ref=source)  # fmt: skip
+
+    def outbound(
+        self, conversation_id: str, *, outbox_id: str, channel: str, text: str, kind: str = "reply",
+        by: str = "bot", detail: Mapping[str, Any] | None = None,
+    ) -> bool:  # fmt: skip
+        """A message queued for the person (``by``: ``bot`` or ``agent:<name>``)."""
+        return self._add(conversation_id, f"out:{outbox_id}", direction="out", kind=kind, channel=channel,
+                         text=text, by=by, ref=outbox_id, detail=detail)  # fmt: skip
+
+    def event(
+        self, conversation_id: str, kind: str, *, by: str = "system", text: str = "",
+        detail: Mapping[str, Any] | None = None, once: str = "",
+    ) -> bool:  # fmt: skip
+        """Something happened (``escalated``, ``claimed``, ``plan_created``, ``flag_set``, ``note``...);
+        with ``once``, a second call with the same ``once`` adds nothing."""
+        return self._add(conversation_id, f"event:{kind}:{once}" if once else "", direction="event",
+                         kind=kind, by=by, text=text, detail=detail)  # fmt: skip
+
+    def read(self, conversation_id: str, *, after: str = "", count: int = 1000) -> list[HistoryEntry]:
+        """The history, oldest first; ``after`` an entry id: only what came after it."""
+        start = f"({after}" if after else "-"
+        rows = self._redis.xrange(self._keys.conversation_history(conversation_id), start, "+", count=count)
+        return [_entry(raw_id.decode(), fields) for raw_id, fields in rows]
+
+    def _add(self, conversation_id: str, once: str, **fields: Any) -> bool:
+        if not conversation_id:
+            return False
+        marker = self._keys.dedupe("history", f"{conversation_id}:{once}") if once else ""
+        entry = {"at": self._clock(), **{k: v for k, v in fields.items() if v}}
+        added = self._append(
+            keys=[self._keys.conversation_history(conversation_id)],
+            args=[marker, ONCE_TTL_SECONDS, MAX_ENTRIES, json.dumps(entry, ensure_ascii=False)],
+        )
+        return bool(added)
+
+
+def _entry(entry_id: str, fields: Mapping[bytes, bytes]) -> HistoryEntry:
+    data = json.loads(fields[b"entry"])
+    return HistoryEntry(
+        id=entry_id, at=float(data.get("at", 0)), direction=data.get("direction", "event"),
+        kind=data.get("kind", ""), channel=data.get("channel", ""), text=data.get("text", ""),
+        by=data.get("by", ""), ref=data.get("ref", ""), detail=data.get("detail") or {},
+    )  # fmt: skip
