@@ -99,6 +99,14 @@ class ConversationHistory:
         return self._add(conversation_id, f"event:{kind}:{once}" if once else "", direction="event",
                          kind=kind, by=by, text=text, detail=detail)  # fmt: skip
 
+    def contacts(self, conversation_id: str) -> tuple[str, dict[str, str]]:
+        """Where the person last wrote from (the channel) and their address on each channel:
+        where an agent's reply goes when the conversation has no account to look it up in."""
+        raw = {k.decode(): v.decode() for k, v in self._redis.hgetall(
+            self._keys.conversation_contacts(conversation_id)).items()}  # fmt: skip
+        last = raw.pop("_last", "")
+        return last, raw
+
     def read(self, conversation_id: str, *, after: str = "", count: int = 1000) -> list[HistoryEntry]:
         """The history, oldest first; ``after`` an entry id: only what came after it."""
         start = f"({after}" if after else "-"

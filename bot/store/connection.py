@@ -311,6 +311,10 @@ class Keys:
     def conversation_history(self, conversation_id: str) -> str:
         return self._k("conversation", conversation_id, "history")
 
+    # where the person last wrote from, per channel (hash: channel -> address, _last -> channel)
+    def conversation_contacts(self, conversation_id: str) -> str:
+        return self._k("conversation", conversation_id, "contacts")
+
 
 class StoreParts(Protocol):
     """The parts almost every process-level piece reads: the configuration, the Redis
