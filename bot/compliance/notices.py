@@ -3,6 +3,28 @@
 from __future__ import annotations
 
 _NOTICES: dict[str, dict[str, str]] = {
+    "person_within_hour": {
+        "en": "A colleague from our team will answer you here, usually within the hour.",
+        "es": "Una persona de nuestro equipo le responderá por aquí, normalmente en menos de una hora.",
+    },
+    "person_later": {
+        "en": "Our team is away right now; a colleague will answer you here {day} after {time} (your time).",
+        "es": (
+            "Nuestro equipo no está disponible ahora; una persona le responderá por aquí {day} "
+            "a partir de las {time} (su hora)."
+        ),
+    },
+    "person_soon": {
+        "en": "A colleague from our team will answer you here as soon as they can.",
+        "es": "Una persona de nuestro equipo le responderá por aquí lo antes posible.",
+    },
+    "day_today": {"en": "today", "es": "hoy"},
+    "day_tomorrow": {"en": "tomorrow", "es": "mañana"},
+    "day_on": {"en": "on {day}", "es": "el {day}"},
+    "welcome_back": {
+        "en": "Thanks for waiting. You're back with the assistant; anything else I can help with?",
+        "es": "Gracias por esperar. Vuelve a hablar con el asistente; ¿le puedo ayudar en algo más?",
+    },
     "text_only": {
         "en": "Sorry, I can only read text here. Could you type your message?",
         "es": "Lo siento, aquí solo puedo leer texto. ¿Podría escribirme su mensaje?",

@@ -62,6 +62,8 @@ AUDIT_MAXLEN = 1_000_000
 EVENTS_MAXLEN = 100_000
 #: The reason an idle claim adds when it goes back to the queue.
 IDLE_REASON = "claim_idle"
+#: How long "told when a person answers" is remembered for one wait.
+PROMISE_TTL_SECONDS = 30 * 24 * 3600
 #: How many times a change is tried again when another change got in between.
 MAX_ATTEMPTS = 50
 
@@ -341,6 +343,21 @@ class HandoffStore:
     def waiting(self) -> list[str]:
         """Conversations waiting for a person, longest waiting first."""
         return [m.decode() for m in self._redis.zrange(self._keys.console_waiting, 0, -1)]
+
+    def waiting_since(self, conversation_id: str) -> datetime | None:
+        """When the conversation started waiting for a person (``None``: it is not waiting)."""
+        score = self._redis.zscore(self._keys.console_waiting, conversation_id)
+        return None if score is None else datetime.fromtimestamp(score, timezone.utc)
+
+    def first_promise(self, conversation_id: str) -> datetime | None:
+        """When the conversation is waiting and the person has not yet been told, in this wait,
+        when a person will answer: the moment it started waiting (and it is marked told, so the
+        next call says ``None``). ``None`` otherwise."""
+        since = self.waiting_since(conversation_id)
+        if since is None:
+            return None
+        marker = self._keys.dedupe("console-promised", f"{conversation_id}:{since.timestamp()!r}")
+        return since if self._redis.set(marker, "1", nx=True, ex=PROMISE_TTL_SECONDS) else None
 
     def claimed(self) -> list[str]:
         """Claimed conversations, least recently active first."""

@@ -11,6 +11,7 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Callable
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
@@ -68,13 +69,20 @@ def _digits(text: str) -> str:
 class RedisDialogueBackend:
     """:class:`dialogue.backend.DialogueBackend` on the product's Redis."""
 
-    def __init__(self, config: Config, client: redis.Redis[bytes], events: CreditorEvents) -> None:
+    def __init__(
+        self,
+        config: Config,
+        client: redis.Redis[bytes],
+        events: CreditorEvents,
+        escalate: Callable[[str, str], object] | None = None,
+    ) -> None:
         self._config = config
         self._redis = client
         self._keys = Keys(config.redis.key_prefix)
         self._accounts = AccountStore(client, self._keys)
         self._addresses = AddressBook(client, self._keys)
-        self._agents = AgentQueue(client, self._keys)
+        # ``escalate``: the console's hand-off (the runtime passes it in; see AgentQueue).
+        self._agents = AgentQueue(client, self._keys, escalate=escalate)
         self._crisis = CrisisDesk(config.care, client, self._keys, self._agents)
         self._settings = settings_from_config(config)
         self._events = events

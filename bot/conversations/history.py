@@ -76,9 +76,22 @@ class ConversationHistory:
         self._append = client.register_script(_APPEND_ONCE)
 
     def inbound(
-        self, conversation_id: str, *, source: str, channel: str, text: str, kind: str = "text"
+        self,
+        conversation_id: str,
+        *,
+        source: str,
+        channel: str,
+        text: str,
+        kind: str = "text",
+        address: str = "",
     ) -> bool:
-        """The person wrote ``text`` (``source``: ``<channel>:<provider id>``)."""
+        """The person wrote ``text`` (``source``: ``<channel>:<provider id>``) from ``address``
+        (kept apart, in :meth:`contacts`, never in the entry: the console masks it)."""
+        if address and conversation_id:
+            self._redis.hset(
+                self._keys.conversation_contacts(conversation_id),
+                mapping={channel: address, "_last": channel},
+            )
         return self._add(conversation_id, f"in:{source}", direction="in", kind=kind, channel=channel,
                          text=text, ref=source)  # fmt: skip
 

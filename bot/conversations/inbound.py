@@ -17,9 +17,11 @@ from dataclasses import dataclass, fields
 from bot.care.crisis import CrisisDesk
 from bot.compliance.gate import ComplianceGate
 from bot.compliance.keywords import SmsKeywords
+from bot.config import ConsoleConfig
 from bot.conversations.deliveries import DeliveryLog
+from bot.conversations.history import ConversationHistory
 from bot.conversations.identity import conversation_id_for, identify
-from bot.conversations.inbound_steps import STEPS, Context, DialogueFailed, Replier, Step
+from bot.conversations.inbound_steps import STEPS, Context, DialogueFailed, PersonDesk, Replier, Step
 from bot.conversations.rate_limits import ReplyCap
 from bot.conversations.render import OfferedChoices, RenderOptions
 from bot.conversations.steps import bind, run
@@ -111,6 +113,10 @@ class InboundHandler:
     gate: ComplianceGate | None = None
     opener_stats: OpenerStats | None = None
     crisis: CrisisDesk | None = None
+    history: ConversationHistory | None = None
+    #: The agents' console's hand-off (``bot.console.handoff.HandoffStore``) and its settings.
+    handoff: PersonDesk | None = None
+    console: ConsoleConfig | None = None
     #: Unix seconds now (the product's clock).
     clock: Callable[[], float] = time.time
 
@@ -124,6 +130,6 @@ class InboundHandler:
         parts["say"] = Replier(
             outbound=self.outbound, jobs=self.jobs, keys=self.keys, render=self.render,
             channels=self.channels, default_language=self.default_language,
-            dedupe_ttl_seconds=self.dedupe_ttl_seconds, email=self.email,
+            dedupe_ttl_seconds=self.dedupe_ttl_seconds, email=self.email, history=self.history,
         )  # fmt: skip
         return [bind(step, parts) for step in STEPS]

@@ -14,14 +14,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeAlias
+from datetime import datetime, timezone
+from typing import Any, Protocol, TypeAlias
 
 from bot.care.crisis import CrisisDesk, country_of
 from bot.care.screen import Screening, screen
 from bot.compliance.gate import ComplianceGate
 from bot.compliance.keywords import SmsKeywords
 from bot.compliance.notices import notice
+from bot.config import ConsoleConfig
+from bot.conversations.agent_hours import promise
 from bot.conversations.deliveries import DeliveryLog
+from bot.conversations.history import ConversationHistory
 from bot.conversations.identity import conversation_id_for, identify
 from bot.conversations.outbound import enqueue_outbound
 from bot.conversations.rate_limits import ReplyCap
@@ -51,6 +55,19 @@ class DialogueFailed(BotError):
 
     Not a :class:`RetryLater`: the queue counts these, and after ``worker.max_attempts`` sets
     the message aside and a person is told (``NotAnswered``)."""
+
+
+class PersonDesk(Protocol):
+    """What the inbound path asks the agents' console (``bot.console.handoff.HandoffStore``
+    fits; the console stands on this package, so it is named here by what it does)."""
+
+    def is_silenced_for_bot(self, conversation_id: str) -> bool:
+        """An agent holds the conversation: the bot says nothing."""
+        ...
+
+    def first_promise(self, conversation_id: str) -> datetime | None:
+        """It waits for a person and the person has not been told when, in this wait."""
+        ...
 
 
 # --------------------------------------------------------------------------------------------
@@ -109,6 +126,7 @@ class Replier:
     default_language: str
     dedupe_ttl_seconds: int
     email: EmailEnvelope | None = None
+    history: ConversationHistory | None = None
 
     def send(
         self,
@@ -145,7 +163,8 @@ class Replier:
             "conversation %s: %s message %s answered (%s) with %d message(s)",
             context.conversation_id, message.channel, message.external_id, what, len(outgoing),
         )  # fmt: skip
-        enqueue_outbound(self.outbound, self.jobs, self.keys, outgoing, self.dedupe_ttl_seconds)
+        enqueue_outbound(self.outbound, self.jobs, self.keys, outgoing, self.dedupe_ttl_seconds,
+                         history=self.history)  # fmt: skip
 
     def acknowledge(self, message: InboundMessage, notice_text: str | None = None) -> None:
         """Answer a button press (with a short notice, if any); nothing for other messages."""
@@ -232,6 +251,18 @@ def identify_account(
         conversation_id=conversation_id_for(account, message),
         language=account.language if account else default_language,
     )
+
+
+def record_message(context: Context, *, history: ConversationHistory | None) -> Outcome:
+    """What the person wrote goes into the conversation's history (once per message), which
+    the agents' console shows."""
+    message = context.message
+    if history is not None:
+        history.inbound(
+            context.conversation_id, source=context.source, channel=message.channel, text=message.text,
+            kind=message.kind, address=message.sender,
+        )  # fmt: skip
+    return context
 
 
 def safety_screen(
@@ -359,6 +390,21 @@ def flag_vulnerability(context: Context, *, agents: AgentQueue) -> Outcome:
     return context
 
 
+def defer_to_agent(context: Context, *, handoff: PersonDesk | None, say: Replier) -> Outcome:
+    """An agent holds the conversation: the bot is silent; the agent sees the message in the
+    console (it is in the history). The safety screen, STOP and silenced addresses came first."""
+    if (
+        handoff is None
+        or not context.conversation_id
+        or not handoff.is_silenced_for_bot(context.conversation_id)
+    ):
+        return context
+    say.acknowledge(context.message)  # a button pressed: stop its spinner
+    logger.info("conversation %s: %s message %s is for the agent holding it; the bot is silent",
+                context.conversation_id, context.message.channel, context.message.external_id)  # fmt: skip
+    return Stop("with an agent")
+
+
 def reject_unsupported(context: Context, *, say: Replier) -> Outcome:
     """A photo, a sticker, a voice note: a kind "text only" answer, without the dialogue."""
     if context.message.kind != "unsupported":
@@ -452,6 +498,30 @@ def ask_the_dialogue(
     )
 
 
+def promise_a_person(
+    context: Context, *, handoff: PersonDesk | None, console: ConsoleConfig | None, clock: Callable[[], float]
+) -> Outcome:
+    """Escalated (now or earlier) and not yet told: the person hears roughly when a colleague
+    will answer, in their own time (once per wait)."""
+    if handoff is None or console is None or context.closing or not context.conversation_id:
+        return context
+    if handoff.first_promise(context.conversation_id) is None:
+        return context
+    hours = console.hours
+    words = promise(
+        datetime.fromtimestamp(clock(), timezone.utc), earliest=hours.earliest, latest=hours.latest,
+        days=hours.days, agent_zone=console.zone,
+        debtor_zone=context.account.timezone if context.account else None, language=context.language,
+    )  # fmt: skip
+    replies = list(context.replies)
+    if replies and not replies[-1].buttons:
+        # One message, not two: on SMS a second message is a second text.
+        replies[-1] = replace(replies[-1], text=f"{replies[-1].text}\n\n{words}".strip())
+    else:
+        replies.append(BotReply(text=words))
+    return replace(context, replies=tuple(replies))
+
+
 def send_replies(context: Context, *, say: Replier) -> Outcome:
     """The dialogue's answers, rendered for the channel and queued."""
     say.send(context, context.replies, "dialogue", kind="closing" if context.closing else "reply",
@@ -465,10 +535,12 @@ STEPS: tuple[Callable[..., Outcome], ...] = (
     redeem_deep_link,
     skip_machine_mail,
     identify_account,
+    record_message,
     safety_screen,
     answer_keyword,
     respect_silence,
     flag_vulnerability,
+    defer_to_agent,
     reject_unsupported,
     read_button_press,
     greet_on_start,
@@ -476,6 +548,7 @@ STEPS: tuple[Callable[..., Outcome], ...] = (
     strip_card_number,
     cap_email_replies,
     ask_the_dialogue,
+    promise_a_person,
     send_replies,
 )
 

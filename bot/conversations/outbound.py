@@ -17,6 +17,7 @@ from typing import TypeAlias
 from bot.compliance.gate import ComplianceGate
 from bot.compliance.rules import Outgoing, Verdict
 from bot.conversations.deliveries import DeliveryLog, DeliveryRecord
+from bot.conversations.history import ConversationHistory
 from bot.conversations.identity import account_id_of
 from bot.conversations.steps import Stop, bind, run
 from bot.store.accounts import AccountStore
@@ -41,11 +42,24 @@ REMINDERS = frozenset({"reminder", "missed_payment"})
 
 
 def enqueue_outbound(
-    queue: KeyedQueue, jobs: Jobs, keys: Keys, messages: list[OutboundMessage], dedupe_ttl_seconds: int
+    queue: KeyedQueue,
+    jobs: Jobs,
+    keys: Keys,
+    messages: list[OutboundMessage],
+    dedupe_ttl_seconds: int,
+    *,
+    history: ConversationHistory | None = None,
+    by: str = "bot",
 ) -> None:
-    """Queue messages for sending, in order, once per ``outbox_id`` (a replayed entry adds nothing)."""
+    """Queue messages for sending, in order, once per ``outbox_id`` (a replayed entry adds nothing);
+    each goes into its conversation's ``history`` first (``by``: ``bot`` or ``agent:<name>``)."""
     touched: dict[str, None] = {}  # ordered set
     for message in messages:
+        if history is not None:
+            history.outbound(
+                message.conversation_id, outbox_id=message.outbox_id, channel=message.channel,
+                text=message.text, kind=message.kind, by=by,
+            )  # fmt: skip
         key = address_key(message.channel, message.recipient)
         queue.append(
             key,

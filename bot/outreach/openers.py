@@ -15,6 +15,7 @@ from typing import Protocol
 
 from bot.compliance.notices import notice
 from bot.compliance.rules import Decision
+from bot.conversations.history import ConversationHistory
 from bot.conversations.outbound import enqueue_outbound
 from bot.conversations.render import PROACTIVE, render_replies
 from bot.email.envelope import EmailEnvelope
@@ -30,6 +31,9 @@ from dialogue.rasa_client import BotReply, RasaClient
 
 class OpenerParts(StoreParts, Protocol):
     """What sending an opener or a reminder uses (the process's ``Services`` has it all)."""
+
+    @property
+    def history(self) -> ConversationHistory: ...
 
     @property
     def accounts(self) -> AccountStore: ...
@@ -158,5 +162,5 @@ def queue_proactive(
     if channel == "email":
         messages = services.email_envelope().dress(messages, account_id=account_id, language=language)
     ttl = int(services.config.dedupe.window_hours * 3600)
-    enqueue_outbound(services.outbound, services.jobs, services.keys, messages, ttl)
+    enqueue_outbound(services.outbound, services.jobs, services.keys, messages, ttl, history=services.history)
     return messages

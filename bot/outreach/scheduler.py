@@ -1,5 +1,6 @@
 """Scheduled work in the worker: outreach runs every ``outreach.every_minutes`` (when
-``outreach.schedule`` is on) and, always, the release of deferred outreach at its moment.
+``outreach.schedule`` is on) and, always, the release of deferred outreach at its moment and
+the agents' console's timed work.
 
 Every worker runs the loop; a short Redis lease per tick makes sure one of them does the
 work, and the time of the last run is kept in Redis so the interval holds across workers
@@ -31,6 +32,11 @@ class SchedulerParts(StoreParts, Protocol):
     @property
     def outreach(self) -> OutreachPlanner: ...
 
+    def console_housekeeping(self, now: datetime) -> int:
+        """The agents' console's timed work (idle claims back to the queue, agents' replies
+        deferred by the gate sent at their moment, Rasa history caught up); how much it did."""
+        ...
+
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +54,11 @@ def tick(services: SchedulerParts, now: datetime | None = None) -> tuple[int, st
     try:
         planner = services.outreach
         released = planner.release_due(now)
+        # Its own failure must not stop outreach (logged; tried again at the next tick).
+        try:
+            released += services.console_housekeeping(now)
+        except Exception:
+            logger.exception("scheduler: the console's timed work failed; trying again")
         run_id = None
         outreach = services.config.outreach
         if outreach.schedule:

@@ -78,7 +78,7 @@ def main() -> int:
         return 2
     setup_logging(config.logging.level)
     services = build_services(config)
-    set_backend(RedisDialogueBackend(config, services.redis, services.events))
+    set_backend(RedisDialogueBackend(config, services.redis, services.events, escalate=services.escalate))
     address = urlsplit(config.rasa.actions_url)
     host, port = address.hostname or "127.0.0.1", address.port or 5055
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import redis
@@ -14,8 +15,10 @@ from bot.compliance.gate import ComplianceGate
 from bot.compliance.keywords import SmsKeywords
 from bot.compliance.rules import Decision
 from bot.config import Config, OpenerVariant
+from bot.console.handoff import HandoffStore
 from bot.conversations.creditor_events import WEBHOOKS, CreditorEvents, WebhookSender
 from bot.conversations.deliveries import DeliveryLog
+from bot.conversations.history import ConversationHistory
 from bot.conversations.inbound import InboundHandler, NotAnswered
 from bot.conversations.outbound import OutboundHandler
 from bot.conversations.rate_limits import RedisPacer, ReplyCap
@@ -122,10 +125,35 @@ class Services:
         )
 
     @property
+    def history(self) -> ConversationHistory:
+        """Each conversation's history (what the console shows)."""
+        return ConversationHistory(self.redis, self.keys, self.clock.timestamp)
+
+    @property
+    def handoff(self) -> HandoffStore:
+        """Who answers each conversation: the bot or a person (the console's hand-off)."""
+        return HandoffStore(self.redis, self.keys, self.clock)
+
+    def escalate(self, conversation_id: str, reason: str) -> None:
+        """A conversation needs a person: into the console's queue (``AgentQueue`` calls it)."""
+        self.handoff.escalate(conversation_id, reason)
+
+    def console_housekeeping(self, now: datetime) -> int:
+        """Claims idle past ``console.claim_idle_minutes`` go back to the queue."""
+        released = self.handoff.release_idle(self.config.console.claim_idle_minutes)
+        if released:
+            logger.info("console: %d idle claim(s) back in the queue", len(released))
+        return len(released)
+
+    @property
+    def agents(self) -> AgentQueue:
+        """Flags conversations for a person; each flag puts the conversation in the console's queue."""
+        return AgentQueue(self.redis, self.keys, clock=self.clock.timestamp, escalate=self.escalate)
+
+    @property
     def crisis(self) -> CrisisDesk:
         """The answer, escalation and pause for a sign of crisis (bot/care)."""
-        agents = AgentQueue(self.redis, self.keys, clock=self.clock.timestamp)
-        return CrisisDesk(self.config.care, self.redis, self.keys, agents, clock=self.clock.timestamp)
+        return CrisisDesk(self.config.care, self.redis, self.keys, self.agents, clock=self.clock.timestamp)
 
     @property
     def opener_stats(self) -> OpenerStats:
@@ -156,37 +184,41 @@ class Services:
             clock=self.clock,
         )  # fmt: skip
 
+    def inbound_handler(self, rasa: RasaClient | None = None) -> InboundHandler:
+        """The worker's inbound path with all its parts (``rasa``: the configured server unless given)."""
+        ttl = int(self.config.dedupe.window_hours * 3600)
+        return InboundHandler(
+            accounts=self.accounts,
+            addresses=self.addresses,
+            agents=self.agents,
+            rasa=rasa or self.rasa,
+            outbound=self.outbound,
+            jobs=self.jobs,
+            keys=self.keys,
+            keywords=self.keywords,
+            choices=OfferedChoices(self.redis, self.keys),
+            render=RenderOptions(sms_max_segments=self.config.channels.sms.max_segments_per_message),
+            links=self.links,
+            channels=self.channels,
+            default_language=self.config.accounts.default_language,
+            dedupe_ttl_seconds=ttl,
+            email=self.email_envelope(),
+            deliveries=self.deliveries,
+            reply_cap=ReplyCap(
+                self.redis, self.keys, self.config.channels.email.replies_per_hour_per_address
+            ),
+            gate=self.gate,
+            opener_stats=self.opener_stats,
+            crisis=self.crisis,
+            history=self.history,
+            handoff=self.handoff,
+            console=self.config.console,
+            clock=self.clock.timestamp,
+        )
+
     def install_handlers(self) -> None:
         """Make this process able to run drain jobs (worker processes only)."""
-        ttl = int(self.config.dedupe.window_hours * 3600)
-        self.jobs.handle(
-            INBOUND,
-            InboundHandler(
-                accounts=self.accounts,
-                addresses=self.addresses,
-                agents=AgentQueue(self.redis, self.keys),
-                rasa=self.rasa,
-                outbound=self.outbound,
-                jobs=self.jobs,
-                keys=self.keys,
-                keywords=self.keywords,
-                choices=OfferedChoices(self.redis, self.keys),
-                render=RenderOptions(sms_max_segments=self.config.channels.sms.max_segments_per_message),
-                links=self.links,
-                channels=self.channels,
-                default_language=self.config.accounts.default_language,
-                dedupe_ttl_seconds=ttl,
-                email=self.email_envelope(),
-                deliveries=self.deliveries,
-                reply_cap=ReplyCap(
-                    self.redis, self.keys, self.config.channels.email.replies_per_hour_per_address
-                ),
-                gate=self.gate,
-                opener_stats=self.opener_stats,
-                crisis=self.crisis,
-                clock=self.clock.timestamp,
-            ),
-        )
+        self.jobs.handle(INBOUND, self.inbound_handler())
         self.jobs.handle(
             OUTBOUND,
             OutboundHandler(
@@ -271,9 +303,12 @@ def build_services(
     }
     # An inbound message set aside unanswered goes to a person too (once), not only to the
     # dead letters.
+    handoff = HandoffStore(client, keys, clock)
     not_answered = NotAnswered(
         accounts=AccountStore(client, keys),
-        agents=AgentQueue(client, keys, clock=clock.timestamp),
+        agents=AgentQueue(
+            client, keys, clock=clock.timestamp, escalate=lambda cid, reason: handoff.escalate(cid, reason)
+        ),
         links=TelegramLinks(client, keys, ttl_seconds=config.channels.telegram.link_ttl_hours * 3600),
         threads=EmailThreads(client, keys),
     )

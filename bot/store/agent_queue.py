@@ -27,14 +27,24 @@ return 1
 
 
 class AgentQueue:
-    """Flags a conversation for an agent, with the reason the agent will see."""
+    """Flags a conversation for an agent, with the reason the agent will see.
+
+    ``escalate(conversation_id, reason)`` (the console's hand-off, given by the process that
+    builds this; the store cannot import the console) is called first, so the conversation is
+    in the console's queue before the flag is written: a crash between the two leaves it
+    escalated, and the replay writes the flag."""
 
     def __init__(
-        self, client: redis.Redis[bytes], keys: Keys, clock: Callable[[], float] = time.time
+        self,
+        client: redis.Redis[bytes],
+        keys: Keys,
+        clock: Callable[[], float] = time.time,
+        escalate: Callable[[str, str], object] | None = None,
     ) -> None:
         self._redis = client
         self._keys = keys
         self._clock = clock
+        self._escalate = escalate
         self._flag_script = client.register_script(_FLAG_ONCE)
 
     def flag(
@@ -50,6 +60,10 @@ class AgentQueue:
         inbound message's provider id) a replay of the same step flags nothing more. ``True``
         when this call added the entry."""
         marker = self._keys.dedupe("agent-flag", f"{reason}:{once}") if once else ""
+        if marker and self._redis.exists(marker):
+            return False  # a replay: escalated and flagged the first time
+        if self._escalate is not None:
+            self._escalate(conversation_id, reason)
         added = self._flag_script(
             keys=[self._keys.agent_queue, self._keys.conversation_flags(conversation_id)],
             args=[marker, ONCE_TTL_SECONDS, conversation_id, account_id or "", reason, detail[:500],

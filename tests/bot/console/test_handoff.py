@@ -401,3 +401,19 @@ def test_key_names_carry_only_the_opaque_conversation_id(
         "debtbot:console:outcomes",
         f"debtbot:conversation:{CONV}:handoff",
     ]
+
+
+def test_a_waiting_person_is_promised_a_person_once_per_wait(redis_client: redis.Redis[bytes]) -> None:
+    start = datetime(2026, 12, 7, 15, 0, tzinfo=timezone.utc)
+    clock = Clock(start)
+    store = HandoffStore(redis_client, Keys("test-promise"), clock)
+    assert store.waiting_since("acct-1") is None and store.first_promise("acct-1") is None
+    store.escalate("acct-1", "human")
+    assert store.waiting_since("acct-1") == start
+    assert store.first_promise("acct-1") == start
+    assert store.first_promise("acct-1") is None  # told already
+    store.claim("acct-1", "ana")
+    store.hand_back("acct-1", "ana")
+    clock.advance(timedelta(hours=1))
+    store.escalate("acct-1", "dispute")  # a new wait: told again
+    assert store.first_promise("acct-1") == start + timedelta(hours=1)

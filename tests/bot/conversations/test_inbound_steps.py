@@ -14,6 +14,7 @@ import pytest
 
 from bot.care.screen import Concern, Screening
 from bot.compliance.keywords import KeywordOutcome
+from bot.config import ConsoleConfig
 from bot.conversations import outbound
 from bot.conversations.inbound import InboundHandler
 from bot.conversations.inbound_steps import (
@@ -23,10 +24,13 @@ from bot.conversations.inbound_steps import (
     answer_keyword,
     ask_the_dialogue,
     cap_email_replies,
+    defer_to_agent,
     flag_vulnerability,
     greet_on_start,
+    promise_a_person,
     read_button_press,
     read_numbered_answer,
+    record_message,
     redeem_deep_link,
     reject_unsupported,
     respect_silence,
@@ -554,3 +558,98 @@ def test_an_outbound_channel_that_is_not_enabled_sets_the_message_aside() -> Non
     sending = Sending(OutboundMessage(outbox_id="o4", channel="whatsapp", recipient=PHONE, text="Hi"))
     with pytest.raises(GiveUp):
         outbound.find_channel(sending, channels={})
+
+
+# --------------------------------------------------------------------------------------------
+# The agents' console: the history, a claimed conversation, the promise of a person
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FakeHistory:
+    inbound_calls: list[dict[str, Any]] = field(default_factory=list)
+
+    def inbound(self, conversation_id: str, **kwargs: Any) -> bool:
+        self.inbound_calls.append({"conversation_id": conversation_id, **kwargs})
+        return True
+
+
+@dataclass
+class FakeDesk:
+    claimed: set[str] = field(default_factory=set)
+    waiting_since: dict[str, datetime] = field(default_factory=dict)
+    told: set[str] = field(default_factory=set)
+
+    def is_silenced_for_bot(self, conversation_id: str) -> bool:
+        return conversation_id in self.claimed
+
+    def first_promise(self, conversation_id: str) -> datetime | None:
+        since = self.waiting_since.get(conversation_id)
+        if since is None or conversation_id in self.told:
+            return None
+        self.told.add(conversation_id)
+        return since
+
+
+def test_what_the_person_wrote_goes_into_the_conversations_history_with_the_address() -> None:
+    history = FakeHistory()
+    context = _context("can I pay later?")
+    assert record_message(context, history=history) is context  # type: ignore[arg-type]
+    assert history.inbound_calls == [{
+        "conversation_id": "acct-A1", "source": "sms:SM1", "channel": "sms", "text": "can I pay later?",
+        "kind": "text", "address": PHONE,
+    }]  # fmt: skip
+
+
+def test_a_claimed_conversation_stops_before_the_dialogue_and_a_button_press_is_acknowledged() -> None:
+    say, desk = FakeSay(), FakeDesk(claimed={"acct-A1"})
+    assert defer_to_agent(_context("hello"), handoff=desk, say=say) == Stop("with an agent")  # type: ignore[arg-type]
+    pressed = defer_to_agent(_context("c1:o", kind="choice", channel="telegram"), handoff=desk, say=say)  # type: ignore[arg-type]
+    assert pressed == Stop("with an agent") and say.acknowledged[-1] == ("SM1", None)  # spinner stopped
+    assert say.sent == []  # the bot says nothing
+
+
+def test_an_unclaimed_or_waiting_conversation_passes_on_to_the_bot() -> None:
+    desk = FakeDesk(waiting_since={"acct-A1": datetime(2026, 12, 4, 15, tzinfo=timezone.utc)})
+    context = _context("hello")
+    assert defer_to_agent(context, handoff=desk, say=FakeSay()) is context  # type: ignore[arg-type]
+
+
+def _promised(now: datetime, replies: tuple[BotReply, ...], desk: FakeDesk, **known: Any) -> Context | Stop:
+    context = _context("I want to talk to a person", replies=replies, **known)
+    return promise_a_person(context, handoff=desk, console=ConsoleConfig(), clock=now.timestamp)  # type: ignore[arg-type]
+
+
+def test_a_waiting_person_hears_once_roughly_when_a_colleague_answers_in_the_same_message() -> None:
+    friday_3pm_new_york = datetime(2026, 12, 4, 20, 0, tzinfo=timezone.utc)
+    desk = FakeDesk(waiting_since={"acct-A1": friday_3pm_new_york})
+    said = (BotReply(text="I've asked a colleague to look at this."),)
+    first = _promised(friday_3pm_new_york, said, desk)
+    assert isinstance(first, Context) and len(first.replies) == 1
+    assert first.replies[0].text == (
+        "I've asked a colleague to look at this.\n\n"
+        "A colleague from our team will answer you here, usually within the hour."
+    )
+    again = _promised(friday_3pm_new_york, said, desk)
+    assert isinstance(again, Context) and again.replies == said  # told once per wait
+
+
+def test_out_of_hours_the_promise_names_the_day_and_time_in_the_persons_own_zone() -> None:
+    friday_11pm_new_york = datetime(2026, 12, 5, 4, 0, tzinfo=timezone.utc)
+    desk = FakeDesk(waiting_since={"acct-A1": friday_11pm_new_york})
+    buttons = (BotReply(text="Pick one", buttons=(("A", "/a"),)),)
+    promised = _promised(friday_11pm_new_york, buttons, desk, language="es")
+    assert isinstance(promised, Context) and promised.replies[0] == buttons[0]  # buttons kept apart
+    assert promised.replies[1].text == (
+        "Nuestro equipo no está disponible ahora; una persona le responderá por aquí el lunes a partir "
+        "de las 9:00 (su hora)."
+    )
+
+
+def test_no_promise_when_not_waiting_or_when_the_answer_is_the_closing_message() -> None:
+    now = datetime(2026, 12, 4, 20, 0, tzinfo=timezone.utc)
+    said = (BotReply(text="ok"),)
+    not_waiting = _promised(now, said, FakeDesk())
+    assert isinstance(not_waiting, Context) and not_waiting.replies == said
+    closing = _promised(now, said, FakeDesk(waiting_since={"acct-A1": now}), closing=True)
+    assert isinstance(closing, Context) and closing.replies == said

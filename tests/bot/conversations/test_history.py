@@ -1,0 +1,49 @@
+"""A conversation's history: each thing once, in order, readable from a point on."""
+
+from __future__ import annotations
+
+import redis
+
+from bot.conversations.history import ConversationHistory
+from bot.store.connection import Keys
+
+
+def _history(client: redis.Redis[bytes], now: list[float]) -> ConversationHistory:
+    return ConversationHistory(client, Keys("test-history"), clock=lambda: now[0])
+
+
+def test_messages_and_events_are_kept_in_order_each_once(redis_client: redis.Redis[bytes]) -> None:
+    now = [1000.0]
+    history = _history(redis_client, now)
+    assert history.inbound("acct-1", source="sms:SM1", channel="sms", text="hi", address="+12025550143")
+    assert not history.inbound("acct-1", source="sms:SM1", channel="sms", text="hi")  # a replay
+    now[0] = 1001.0
+    assert history.outbound("acct-1", outbox_id="o1", channel="sms", text="Hello!", by="bot")
+    assert not history.outbound("acct-1", outbox_id="o1", channel="sms", text="Hello!")
+    assert history.event("acct-1", "escalated", detail={"reason": "human"}, once="sms:SM1")
+    assert not history.event("acct-1", "escalated", once="sms:SM1")
+    assert history.event("acct-1", "note", by="agent:ana", text="called back")
+    entries = history.read("acct-1")
+    assert [(e.direction, e.kind, e.text, e.by) for e in entries] == [
+        ("in", "text", "hi", ""),
+        ("out", "reply", "Hello!", "bot"),
+        ("event", "escalated", "", "system"),
+        ("event", "note", "called back", "agent:ana"),
+    ]
+    assert entries[0].ref == "sms:SM1" and entries[0].at == 1000.0 and entries[1].ref == "o1"
+    assert entries[2].detail == {"reason": "human"}
+    assert "+12025550143" not in str([e.to_json() for e in entries])  # the address is kept apart
+    assert [e.kind for e in history.read("acct-1", after=entries[1].id)] == ["escalated", "note"]
+
+
+def test_where_the_person_last_wrote_from_is_kept_per_channel(redis_client: redis.Redis[bytes]) -> None:
+    history = _history(redis_client, [1.0])
+    assert history.contacts("anon-x") == ("", {})
+    history.inbound("anon-x", source="sms:SM1", channel="sms", text="a", address="+12025550143")
+    history.inbound("anon-x", source="telegram:9", channel="telegram", text="b", address="555")
+    assert history.contacts("anon-x") == ("telegram", {"sms": "+12025550143", "telegram": "555"})
+
+
+def test_a_message_without_a_conversation_is_not_kept(redis_client: redis.Redis[bytes]) -> None:
+    history = _history(redis_client, [1.0])
+    assert not history.inbound("", source="sms:SM1", channel="sms", text="hi")
