@@ -15,7 +15,7 @@ DAY_CLOCK := 15:00 America/New_York
 NIGHT_CLOCK := 03:00 America/New_York
 FAR_ZONE := Pacific/Kiritimati
 
-.PHONY: run test system-packages lint typecheck unit e2e-night rasa-validate rasa-test-stories eval nlu-floor bench chaos chaos-small model install clean
+.PHONY: run test system-packages browser-deps lint typecheck unit e2e-night rasa-validate rasa-test-stories eval nlu-floor bench chaos chaos-small model install clean
 
 run: $(STAMP)
 	$(BIN)/debtbot run
@@ -28,6 +28,15 @@ system-packages:
 	@scripts/system-packages
 
 install: $(STAMP)
+
+# axe-core (the console's accessibility check in the browser test), from tests/browser's lock.
+BROWSER_DEPS := tests/browser/node_modules/.installed-$(shell cat tests/browser/package-lock.json 2>/dev/null | sha256sum | cut -c1-16)
+browser-deps: $(BROWSER_DEPS)
+
+$(BROWSER_DEPS): tests/browser/package.json tests/browser/package-lock.json
+	cd tests/browser && npm ci --no-audit --no-fund --loglevel=error
+	@rm -f tests/browser/node_modules/.installed-*
+	@touch $@
 
 # The virtual environment, from the lock file only (uv sync --frozen never re-resolves).
 $(STAMP): uv.lock pyproject.toml
@@ -57,12 +66,12 @@ model: $(STAMP)
 rasa-validate: $(STAMP)
 	$(RASA) data validate --fail-on-warnings --data data --domain domain.yml --config config.yml
 
-unit: $(STAMP) model
+unit: $(STAMP) model browser-deps
 	DEBTBOT_TEST_CLOCK="$(DAY_CLOCK)" $(BIN)/pytest
 
 # The second clock setting: night in New York (openers deferred, then released at 08:00), with
 # the processes in a zone fourteen hours ahead of UTC; plus the unit tests of the time rules.
-e2e-night: $(STAMP) model
+e2e-night: $(STAMP) model browser-deps
 	DEBTBOT_TEST_CLOCK="$(NIGHT_CLOCK)" TZ=$(FAR_ZONE) $(BIN)/pytest -q -p no:cacheprovider \
 		-m "clock or not e2e" tests/e2e tests/bot/test_clock.py tests/bot/compliance/test_rules.py \
 		tests/bot/outreach/test_planner.py tests/bot/outreach/test_reminders.py

@@ -60,6 +60,7 @@ from bot.privacy import redact_card_numbers, scrub
 from dialogue.parsing import ContactWindow
 
 __all__ = [
+    "AGENT_MAY_CONTACT_DESPITE",
     "CARE_REPLIES",
     "HORIZON",
     "PAUSE_REASONS",
@@ -80,6 +81,10 @@ __all__ = [
 PAUSE_REASONS = (
     "crisis", "dispute", "payment_claimed", "bankruptcy", "attorney", "deceased", "breathing_space",
 )  # fmt: skip
+
+#: Pauses that do not stop a person from the team writing (``kind="agent"``): a crisis (the
+#: person was told someone would reach out), a dispute or a payment claim (resolved by talking).
+AGENT_MAY_CONTACT_DESPITE = frozenset({"crisis", "dispute", "payment_claimed"})
 
 #: Replies that go even to a wrong party: they say nothing about a debt and must reach
 #: whoever wrote (the answer to a sign of crisis; the one closing message to a wrong party).
@@ -769,11 +774,15 @@ def check(
             Verdict.SEND, "reply", "A reply to someone who wrote: replies may go at any hour.", text=text
         )
 
-    # Rule 3: stops, in order of precedence.
-    if debtor.pauses:
-        known = [reason for reason in PAUSE_REASONS if reason in debtor.pauses]
+    # Rule 3: stops, in order of precedence. A person's own message (an agent's, from the
+    # console) is not a collection message: after a crisis, a dispute or a payment claim a
+    # person must be able to reach out (that is what the person was promised); bankruptcy, an
+    # attorney, a death or a breathing space stop every contact, an agent's too.
+    pauses = debtor.pauses - AGENT_MAY_CONTACT_DESPITE if message.kind == "agent" else debtor.pauses
+    if pauses:
+        known = [reason for reason in PAUSE_REASONS if reason in pauses]
         # A flag the gate does not know still pauses: an agent set it for a reason.
-        flags = known + sorted(debtor.pauses - set(PAUSE_REASONS))
+        flags = known + sorted(pauses - set(PAUSE_REASONS))
         reason = f"Collection messages are paused until an agent clears: {', '.join(flags)}."
         return decide(Verdict.BLOCK, f"pause:{flags[0]}", reason)
     if address.wrong_party:

@@ -3,9 +3,14 @@
 - ``agents``: agent accounts (``agent`` or ``supervisor``), their passwords (argon2), one-time
   set-password links and sign-in checks (``AgentDirectory``); ``debtbot agents`` manages them.
 - ``handoff``: the handoff state machine (who owns a conversation: the bot or a person).
-- Later: the console's sign-in, blueprint, views and templates.
+- ``desk``: what agents do to a conversation (claim, reply through the compliance gate, notes,
+  flags, preferences, opt-out, hand back, close), each audited; ``inbox``: what waits for a
+  person, in priority order; ``canned``: canned replies per language.
+- ``auth``: sign-in (Flask-Login sessions, argon2, throttling on Redis); ``web``: the blueprint
+  mounted at ``/console`` (pages in ``templates/console``, plain JS and CSS in ``static``).
 
-May import: ``bot.store``, ``bot.compliance``, ``bot.conversations``, ``bot.config``,
-``bot.errors``, ``bot.clock``, ``bot.privacy``; never ``bot.runtime`` or ``bot.gateway`` (they
-stand on this: the gateway will mount the console's pages, the runtime builds its parts).
+May import: ``bot.store``, ``bot.compliance``, ``bot.conversations``, ``bot.email``,
+``bot.telegram``, ``bot.config``, ``bot.errors``, ``bot.clock``, ``bot.privacy``, ``channels``,
+``dialogue.rasa_client`` / ``dialogue.parsing``; never ``bot.runtime`` or ``bot.gateway`` (they
+stand on this: the gateway mounts the console's pages, the runtime builds its parts).
 """

@@ -12,6 +12,11 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 from bot.config import Config
+from bot.console.agents import AgentError
+from bot.console.auth import PermissionDenied
+from bot.console.desk import DeskError
+from bot.console.handoff import NotAllowed
+from bot.console.web import ConsoleParts, console_blueprint
 from bot.email.unsubscribe import UnsubscribeLinks
 from bot.errors import InvalidRequest, NotFound
 from bot.gateway.health import HealthChecker, HealthParts, health_blueprint
@@ -24,7 +29,7 @@ from channels.base import ChannelAuthError, MalformedRequest, UnsupportedCapabil
 logger = logging.getLogger(__name__)
 
 
-class GatewayParts(WebhookParts, HealthParts, SimulatorParts, Protocol):
+class GatewayParts(WebhookParts, HealthParts, SimulatorParts, ConsoleParts, Protocol):
     """Everything the gateway's blueprints use. The process builds it once
     (``bot.runtime.services.Services`` has all of it) and passes it in."""
 
@@ -44,6 +49,12 @@ STATUS_FOR_ERROR: tuple[tuple[type[Exception], int], ...] = (
     (InvalidRequest, 400),
     (NotFound, 404),
     (UnsupportedCapability, 422),
+    # The agents' console: a move the conversation's state does not allow (AlreadyClaimed is
+    # one: someone else has it), bad input from an agent, a supervisor's action by an agent.
+    (NotAllowed, 409),
+    (DeskError, 400),
+    (AgentError, 400),
+    (PermissionDenied, 403),
     # Redis down: the provider must retry later; nothing was accepted.
     (redis.RedisError, 503),
 )
@@ -82,6 +93,8 @@ def create_app(
         app.register_blueprint(
             simulator_blueprint(services, poster or HttpWebhookPoster(config.server.internal_url))
         )
+    # The agents' console: signed-in pages and their scripts' JSON; CSRF applies to all of it.
+    app.register_blueprint(console_blueprint(services))
     _register_error_handlers(app)
     return app
 

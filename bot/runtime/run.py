@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import secrets
 import time
 
 import redis
 
+from bot.clock import Clock
 from bot.config import Config, channel_modes
+from bot.console.agents import AgentDirectory, AgentError, Role
 from bot.runtime.launch import actions_ready, busy_ports, process_specs, rasa_ready
 from bot.runtime.model import ensure_model
 from bot.runtime.supervisor import Supervisor, SupervisorError, install_signal_handlers
@@ -14,6 +18,9 @@ from bot.store.accounts import AccountStore, read_import_file
 from bot.store.connection import REDIS_PASSWORD_FILE, Keys, connect, redis_display_url, redis_url
 
 EXAMPLE_ACCOUNTS = "examples/accounts.csv"
+#: Development only: the console's example supervisor, and where its made-up password is kept.
+EXAMPLE_SUPERVISOR = "supervisor"
+EXAMPLE_SUPERVISOR_FILE = "var/example-supervisor.json"
 
 _WHY = {
     "sms": "TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN not set",
@@ -40,13 +47,15 @@ def run_all(config: Config) -> int:
     code = 0
     try:
         supervisor.start()
+        example = None
         if not config.production:
             _seed_example_accounts(config, supervisor)
+            example = _example_supervisor(config, supervisor)
         supervisor.say("processes started; waiting for the Rasa server to load its model")
         if supervisor.wait_all_ready(
             {"rasa": lambda: rasa_ready(config), "actions": lambda: actions_ready(config)}, 300
         ):
-            _banner(config, supervisor, time.monotonic() - started)
+            _banner(config, supervisor, time.monotonic() - started, example)
         supervisor.watch()
     except SupervisorError as exc:
         supervisor.say(str(exc))
@@ -76,7 +85,33 @@ def _seed_example_accounts(config: Config, supervisor: Supervisor) -> None:
     supervisor.say(f"no accounts yet: loaded {report.loaded} example accounts from {EXAMPLE_ACCOUNTS}")
 
 
-def _banner(config: Config, supervisor: Supervisor, seconds: float) -> None:
+def _example_supervisor(config: Config, supervisor: Supervisor) -> tuple[str, str] | None:
+    """In development, an example supervisor to sign in to the console with (its password made
+    up once and kept in var/, 0600, so the banner can show it); never in production."""
+    if not config.console.example_supervisor:
+        return None
+    path = config.path(EXAMPLE_SUPERVISOR_FILE)
+    directory = AgentDirectory(connect(config), Keys(config.redis.key_prefix), Clock())
+    try:
+        known = json.loads(path.read_text()) if path.exists() else {}
+        password = str(known.get("password") or secrets.token_urlsafe(12))
+        if directory.get(EXAMPLE_SUPERVISOR) is None:
+            directory.add(EXAMPLE_SUPERVISOR, Role.SUPERVISOR, password)
+        elif not known:
+            directory.set_password(EXAMPLE_SUPERVISOR, password, actor="debtbot run (development)")
+        if not known:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(json.dumps({"name": EXAMPLE_SUPERVISOR, "password": password}))
+    except (redis.RedisError, OSError, ValueError, AgentError) as exc:
+        supervisor.say(f"could not make the example supervisor: {exc}")
+        return None
+    return EXAMPLE_SUPERVISOR, password
+
+
+def _banner(
+    config: Config, supervisor: Supervisor, seconds: float, example: tuple[str, str] | None = None
+) -> None:
     server = config.server
     redis_line = (
         f"external, {redis_display_url(config.secrets.redis_url)}"
@@ -89,6 +124,12 @@ def _banner(config: Config, supervisor: Supervisor, seconds: float) -> None:
         f"  gateway    {server.internal_url}  (public URL {server.public_url})",
         f"  health     {server.internal_url}/healthz",
     ]
+    if example is not None:
+        lines.append(f"  console    {server.internal_url}/console/  (sign in as {example[0]} / {example[1]}: "
+                     "an example supervisor, development only)")  # fmt: skip
+    else:
+        lines.append(f"  console    {server.internal_url}/console/  (the first supervisor: "
+                     "debtbot agents add NAME --role supervisor)")  # fmt: skip
     if config.simulator.enabled and not config.production:
         lines.append(f"  simulator  {server.internal_url}/simulator  (development only)")
     lines += [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -15,7 +16,11 @@ from bot.compliance.gate import ComplianceGate
 from bot.compliance.keywords import SmsKeywords
 from bot.compliance.rules import Decision
 from bot.config import Config, OpenerVariant
+from bot.console.agents import AgentDirectory
+from bot.console.canned import CannedReplies
+from bot.console.desk import Desk
 from bot.console.handoff import HandoffStore
+from bot.console.inbox import Inbox
 from bot.conversations.creditor_events import WEBHOOKS, CreditorEvents, WebhookSender
 from bot.conversations.deliveries import DeliveryLog
 from bot.conversations.history import ConversationHistory
@@ -138,12 +143,43 @@ class Services:
         """A conversation needs a person: into the console's queue (``AgentQueue`` calls it)."""
         self.handoff.escalate(conversation_id, reason)
 
+    @functools.cached_property
+    def desk(self) -> Desk:
+        """What agents do in the console: claim, reply through the gate, flags, hand back."""
+        return Desk(
+            config=self.config, redis=self.redis, keys=self.keys, clock=self.clock, accounts=self.accounts,
+            addresses=self.addresses, gate=self.gate, deliveries=self.deliveries, history=self.history,
+            handoff=self.handoff, outbound=self.outbound, jobs=self.jobs, rasa=self.rasa,
+            dead_letters=self.dead_letters, links=self.links,
+            email=self.email_envelope() if "email" in self.channels else None,
+        )  # fmt: skip
+
+    @functools.cached_property
+    def inbox(self) -> Inbox:
+        """What waits for a person, in the order agents take it."""
+        return Inbox(self.config, self.redis, self.keys, self.clock, self.accounts, self.handoff,
+                     self.history, self.dead_letters)  # fmt: skip
+
+    @functools.cached_property
+    def canned(self) -> CannedReplies:
+        return CannedReplies(self.redis, self.keys, self.clock, tuple(self.config.accounts.languages))
+
+    @functools.cached_property
+    def agent_directory(self) -> AgentDirectory:
+        """The console's agent accounts."""
+        return AgentDirectory(self.redis, self.keys, self.clock)
+
     def console_housekeeping(self, now: datetime) -> int:
-        """Claims idle past ``console.claim_idle_minutes`` go back to the queue."""
+        """Claims idle past ``console.claim_idle_minutes`` go back to the queue; agents' replies
+        the gate deferred go at their moment; pause/resume/agent words Rasa missed reach it."""
         released = self.handoff.release_idle(self.config.console.claim_idle_minutes)
         if released:
             logger.info("console: %d idle claim(s) back in the queue", len(released))
-        return len(released)
+        sent = self.desk.release_deferred()
+        if sent:
+            logger.info("console: %d deferred agent repl(ies) queued", sent)
+        self.desk.flush_tracker_events()
+        return len(released) + sent
 
     @property
     def agents(self) -> AgentQueue:

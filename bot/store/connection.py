@@ -307,6 +307,15 @@ class Keys:
     def console_outcomes(self) -> str:
         return self._k("console", "outcomes")
 
+    # the console's own keys (bot/console: sessions, sign-in throttles, deferred agent replies,
+    # Rasa events still to deliver, canned replies...): console:<parts>
+    def console(self, *parts: str) -> str:
+        return self._k("console", *parts)
+
+    # what agents did in one conversation (stream; the supervisor's audit view)
+    def conversation_audit(self, conversation_id: str) -> str:
+        return self._k("conversation", conversation_id, "audit")
+
     # each conversation's history (stream: what was written, sent and done; the console reads it)
     def conversation_history(self, conversation_id: str) -> str:
         return self._k("conversation", conversation_id, "history")

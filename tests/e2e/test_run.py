@@ -87,6 +87,19 @@ def test_run_starts_everything_answers_and_stops_cleanly_on_ctrl_c(
             replies = wait_for(lambda: client.get("/simulator/outbox", params={"recipient": "+14155550132"}).json(),
                                timeout=60, what="a reply over HTTP")  # fmt: skip
         assert "How are you doing today?" in replies[0]["text"]
+
+        # The console: the banner names an example supervisor (development), who can sign in.
+        example = re.search(r"console +(\S+) +\(sign in as (\S+) / (\S+):", output.text)
+        assert example, output.text[-3000:]
+        assert example[1] == f"{base}/console/"
+        with httpx.Client(base_url=base, timeout=10) as client:
+            form = client.get("/console/sign-in").text
+            token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', form)
+            assert token, form[:2000]
+            signed_in = client.post("/console/sign-in", data={"csrf_token": token[1], "name": example[2],
+                                                              "password": example[3]})  # fmt: skip
+            assert signed_in.status_code == 302, signed_in.text[:500]
+            assert client.get("/console/").status_code == 200
         assert (tmp_path / "redis" / "appendonly.aof").exists()
 
         # The embedded Redis asks for its password (made once, mode 0600) and answers with it.

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from phonenumbers import timezone as phone_timezone
 
 from bot.compliance.rules import (
+    AGENT_MAY_CONTACT_DESPITE,
     KEEP_CONTACT_HOURS,
     PAUSE_REASONS,
     AddressState,
@@ -592,6 +593,29 @@ def test_several_pauses_name_the_first_and_list_them_all() -> None:
     decision = gate(NOON_LA, debtor=debtor, address=AddressState(wrong_party=True, opted_out=True))
     assert decision.rule == "pause:dispute"
     assert all(flag in decision.reason for flag in ("dispute", "attorney", "deceased"))
+
+
+@pytest.mark.parametrize("reason", PAUSE_REASONS)
+def test_an_agent_may_write_after_a_crisis_dispute_or_payment_claim_but_never_past_a_legal_stop(
+    reason: str,
+) -> None:
+    debtor = Debtor("acc", timezone="America/Los_Angeles", pauses=frozenset({reason}))
+    decision = gate(NOON_LA, debtor=debtor, message=sms("Hi, this is Sam from the team.", kind="agent"))
+    if reason in AGENT_MAY_CONTACT_DESPITE:
+        assert (decision.verdict, decision.rule) == (Verdict.SEND, "allowed")
+    else:
+        assert (decision.verdict, decision.rule) == (Verdict.BLOCK, f"pause:{reason}")
+    # The same words from the bot are a collection message: paused.
+    assert gate(NOON_LA, debtor=debtor).rule == f"pause:{reason}"
+
+
+def test_an_agent_still_keeps_contact_hours_and_honours_opt_outs_after_a_crisis() -> None:
+    debtor = Debtor("acc", timezone="America/Los_Angeles", pauses=frozenset({"crisis"}))
+    agent = sms("Hi, this is Sam from the team.", kind="agent")
+    night = NOON_LA + timedelta(hours=15)  # 03:00 in Los Angeles
+    assert gate(night, debtor=debtor, message=agent).verdict is Verdict.DEFER
+    opted_out = gate(NOON_LA, debtor=debtor, message=agent, address=AddressState(opted_out=True))
+    assert (opted_out.verdict, opted_out.rule) == (Verdict.BLOCK, "opted_out")
 
 
 def test_an_unknown_pause_flag_still_pauses() -> None:
