@@ -15,7 +15,7 @@ DAY_CLOCK := 15:00 America/New_York
 NIGHT_CLOCK := 03:00 America/New_York
 FAR_ZONE := Pacific/Kiritimati
 
-.PHONY: run test system-packages browser-deps lint typecheck unit e2e-night rasa-validate rasa-test-stories eval nlu-floor bench chaos chaos-small model install clean
+.PHONY: run test system-packages browser-deps screenshots lint typecheck unit e2e-night rasa-validate rasa-test-stories eval nlu-floor bench chaos chaos-small model install clean
 
 run: $(STAMP)
 	$(BIN)/debtbot run
@@ -79,6 +79,11 @@ e2e-night: $(STAMP) model browser-deps
 rasa-test-stories: $(STAMP)
 	model=$$($(BIN)/debtbot train --print-path) && $(RASA) test core --stories tests --model "$$model" \
 		--fail-on-prediction-errors --out ../var/rasa-results
+
+# The README's console screenshots, made by the console's browser test.
+screenshots: $(STAMP) model browser-deps
+	DEBTBOT_SCREENSHOTS_DIR=docs/screenshots DEBTBOT_TEST_CLOCK="$(DAY_CLOCK)" $(BIN)/pytest -q -p no:cacheprovider \
+		tests/e2e/test_console_browser.py -k takes_over
 
 # Held-out NLU evaluation: per-intent and macro F1 per language; fails below the bars.
 eval: $(STAMP)

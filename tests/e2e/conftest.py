@@ -295,7 +295,7 @@ def open_by_outreach(product: Product, account_id: str, sent: Callable[[], Seque
     until = datetime.fromtimestamp(score, timezone.utc)
     opening = dtime.fromisoformat(product.config.compliance.contact_hours.earliest)
     assert until > product.clock.now() and until.astimezone(ZoneInfo(account.timezone)).time() == opening
-    [decision] = [f for _, f in services.redis.xrange(services.keys.audit) if f[b"kind"] == b"opener"]
+    [decision] = [f for _, f in services.redis.xrange(services.keys.audit) if f.get(b"kind") == b"opener"]
     assert (decision[b"verdict"], decision[b"rule"]) == (b"defer", b"quiet_hours")
     time.sleep(1)  # whatever the worker would do, it has had the time to
     assert list(sent()) == [] and not services.outbound.pending_keys()

@@ -12,6 +12,7 @@ conversation page, and a debtor's markup stays text. The screenshots in the READ
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 import time
@@ -38,7 +39,9 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync"]  # fmt: skip
 AXE = ROOT / "tests" / "browser" / "node_modules" / "axe-core" / "axe.min.js"
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+#: Where the screenshots go: var/ on every run; `make screenshots` points this at docs/screenshots
+#: (the README's) so a test run never changes files under version control.
+SCREENSHOTS = ROOT / os.environ.get("DEBTBOT_SCREENSHOTS_DIR", "var/screenshots")
 
 EMILY = "+14155550132"  # ACC-1005, Los Angeles, English, not verified
 CONVERSATION = "acct-ACC-1005"
@@ -69,6 +72,7 @@ def console(product: Product) -> Iterator[Console]:
     three agents; the public URL is this server's, so the session cookie is not Secure-only."""
     if not Path(CHROMIUM).exists() or not AXE.exists():
         pytest.fail("Debian's chromium and axe-core are needed: make test installs both")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     product.clock.set(MONDAY_AFTERNOON)
     port = free_port()
     config = load_config(product.config.source, {

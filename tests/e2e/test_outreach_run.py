@@ -62,4 +62,6 @@ def test_an_outreach_run_opens_conversations_and_counts_the_answer(outreach_prod
                if r["language"] == "en" and r["variant"] == variant.id)  # fmt: skip
     assert row["replied"] == 1 and int(str(row["sent"])) >= 1
     audit = services.redis.xrange(services.keys.audit)
-    assert any(fields[b"account_id"] == b"ACC-1002" and fields[b"kind"] == b"opener" for _, fields in audit)
+    assert any(
+        fields.get(b"account_id") == b"ACC-1002" and fields.get(b"kind") == b"opener" for _, fields in audit
+    )

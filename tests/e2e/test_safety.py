@@ -106,7 +106,7 @@ def assert_outreach_sends_nothing(product: Product, person: Person, account_id: 
     time.sleep(0.5)
     assert not services.outbound.pending_keys() and len(person.received()) == before
     rules = [f[b"rule"] for _, f in services.redis.xrange(services.keys.audit)
-             if f[b"account_id"] == account_id.encode() and f[b"kind"] == b"opener"]  # fmt: skip
+             if f.get(b"account_id") == account_id.encode() and f.get(b"kind") == b"opener"]  # fmt: skip
     assert rules and rules[-1] == b"pause:crisis"
 
 
