@@ -88,7 +88,7 @@ def _seed_example_accounts(config: Config, supervisor: Supervisor) -> None:
 def _example_supervisor(config: Config, supervisor: Supervisor) -> tuple[str, str] | None:
     """In development, an example supervisor to sign in to the console with (its password made
     up once and kept in var/, 0600, so the banner can show it); never in production."""
-    if not config.console.example_supervisor:
+    if config.production or not config.console.example_supervisor:
         return None
     path = config.path(EXAMPLE_SUPERVISOR_FILE)
     directory = AgentDirectory(connect(config), Keys(config.redis.key_prefix), Clock())
