@@ -216,11 +216,20 @@ def test_a_reply_at_a_quiet_hour_is_deferred_until_the_persons_morning(
     assert "When suits you to talk?" in console.outbox()[-1]
 
 
-def test_a_dispute_flag_set_in_the_console_stops_the_next_outreach(browser: Any, console: Console) -> None:
+def test_a_dispute_flag_set_by_keyboard_in_the_console_stops_the_next_outreach(browser: Any, console: Console) -> None:
     _escalated(console)
     page = _signed_in(browser, console, "ana")
     page.goto(f"{console.url}/console/c/{CONVERSATION}")
-    page.click("#flag-dispute")
+    # By keyboard alone: Tab to the button (it shows where the focus is), Enter presses it.
+    for _ in range(200):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "flag-dispute":
+            break
+    else:
+        raise AssertionError("Tab never reached the dispute flag's button")
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline not in ("", "none"), "the focused control shows no focus ring"
+    page.keyboard.press("Enter")
     page.wait_for_selector("tr.flag[data-flag='dispute'] >> text=yes")
     services = console.product.services
     # The next run that would contact her: once the interval since she last wrote has passed.
