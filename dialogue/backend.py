@@ -13,7 +13,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Protocol
 
-from dialogue.plans import Plan, Settlement
+from dialogue.plans import Frequency, Plan, PlanPolicy, Settlement
 
 
 class BackendError(Exception):
@@ -61,6 +61,20 @@ class DialogueSettings:
     settlement_floor_percent: Decimal | None = None
     settlement_offer_percent: Decimal | None = None
     extra: dict[str, str] = field(default_factory=dict)
+
+    def plan_policy(self, country: str | None) -> PlanPolicy:
+        """The plan policy from configuration, with the account's country for its holidays:
+        the one the dialogue and the agents' console both offer plans under."""
+        return PlanPolicy(
+            min_instalment=self.min_instalment,
+            max_term_months=self.max_term_months,
+            frequencies=tuple(Frequency(f) for f in self.frequencies),
+            first_payment_within_days=self.first_payment_within_days,
+            down_payment_percent=self.down_payment_percent,
+            settlement_floor_percent=self.settlement_floor_percent,
+            settlement_offer_percent=self.settlement_offer_percent,
+            country=country,
+        )
 
 
 @dataclass(frozen=True)

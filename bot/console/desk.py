@@ -37,13 +37,20 @@ are audited by ``HandoffStore`` itself (kind ``handoff``).
 from __future__ import annotations
 
 import contextlib
+import email
+import email.policy
+import email.utils
+import hashlib
 import json
 import logging
 import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+from email.header import decode_header, make_header
+from email.message import Message
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -52,10 +59,11 @@ import redis
 from bot.clock import Clock
 from bot.compliance.gate import ComplianceGate, window_from_json
 from bot.compliance.notices import notice
-from bot.compliance.rules import CHANNELS, PAUSE_REASONS, Outgoing, Verdict
+from bot.compliance.rules import CHANNELS, PAUSE_REASONS, Debtor, Outgoing, Verdict, candidate_zones
 from bot.config import Config
 from bot.console.errors import ConsoleError
 from bot.console.handoff import AUDIT_MAXLEN, Actor, AlreadyClaimed, Handoff, HandoffStore, NotAllowed, State
+from bot.console.plans import PlanMaker, PlanOption, PlanResult, plan_created_text, policy_for
 from bot.conversations.deliveries import DeliveryLog
 from bot.conversations.history import ConversationHistory, HistoryEntry
 from bot.conversations.identity import account_id_of
@@ -69,10 +77,13 @@ from bot.store.connection import Keys
 from bot.store.jobs import Jobs
 from bot.store.queues import KeyedQueue
 from bot.telegram.links import TelegramLinks
-from channels.base import DeliveryReceipt, DeliveryStatus, OutboundMessage
+from channels.base import DeliveryReceipt, DeliveryStatus, InboundMessage, OutboundMessage
+from channels.cleaning import clean_line, clean_text
+from channels.email_parse import MalformedEmail, html_to_text, parse_email
 from channels.sms_text import prefer_gsm
 from channels.sms_text import segments as sms_segments
 from dialogue.parsing import ContactWindow, parse_contact_window
+from dialogue.plans import Frequency, Plan, PlanError, PlanOutsidePolicy, build_plan, plan_options
 from dialogue.rasa_client import RasaError, RasaRejected
 
 __all__ = [
@@ -83,9 +94,11 @@ __all__ = [
     "DeskError",
     "DialogueEvents",
     "HistoryLine",
+    "MailView",
     "ReplyVerdict",
     "dead_letters_done_key",
     "format_moment",
+    "read_mail",
     "verified_key",
 ]
 
@@ -98,6 +111,8 @@ FLAGS: tuple[str, ...] = (*PAUSE_REASONS, "vulnerable")
 PAUSE_FLAGS = frozenset(PAUSE_REASONS)
 #: Preferences an agent may change for the person (``pref:<name>`` in the account's state).
 PREFERENCES = ("channel", "language", "contact_window")
+#: The delivery error code of a deferred reply an agent cancelled (shown as ``cancelled``).
+CANCELLED = "cancelled"
 #: Callback formats (the dialogue's ``callback_format``).
 CALLBACK_FORMATS = ("phone", "video")
 
@@ -107,6 +122,14 @@ MAX_REPLY = {"sms": 1_500, "telegram": 4_000, "email": 20_000}
 MAX_NOTE = 4_000
 MAX_DETAIL = 500
 MAX_WHEN = 200
+#: The most of a set-aside mail's text shown (and attached to a conversation).
+MAIL_TEXT_MAX = 20_000
+#: A plan request's key (from the form): a double click or a retried POST makes one plan.
+_REQUEST_KEY = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+#: How long a plan request's result is kept (a retried POST gets it back, not a second plan).
+PLAN_REQUEST_TTL = 7 * 24 * 3600
+#: How long one request may take before another attempt with its key may go ahead.
+PLAN_LOCK_SECONDS = 60
 #: Conversation ids are opaque and short (``acct-<id>``, ``acct-<id>~<hash>``, ``anon-<key>``).
 _CONVERSATION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:~@+-]{0,199}$")
 _AGENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
@@ -272,6 +295,20 @@ def _text(value: str, what: str, limit: int, *, required: bool = True) -> str:
     return cleaned
 
 
+def _amount(value: str | Decimal) -> Decimal:
+    """An amount the agent typed ("40", "40.50", "$1,040.50")."""
+    if isinstance(value, Decimal):
+        return value
+    cleaned = re.sub(r"[\s,$€£]", "", str(value))
+    try:
+        amount = Decimal(cleaned)
+    except InvalidOperation:
+        raise DeskError(f"the instalment: an amount such as 40.50, not {str(value)[:40]!r}") from None
+    if not amount.is_finite() or amount <= 0:
+        raise DeskError("the instalment must be more than zero")
+    return amount
+
+
 def _mask(channel: str, address: str) -> str:
     if channel == "email":
         return mask_email(address)
@@ -290,6 +327,86 @@ def _window_json(window: ContactWindow) -> str:
     )
 
 
+# --- mail set aside -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MailView:
+    """Mail set aside (a dead letter), readable by a person: plain text only (its HTML is never
+    shown, only turned into text), every part from outside to be shown escaped."""
+
+    sender: str
+    sender_name: str
+    subject: str
+    #: The mail's own Message-ID and thread (to answer it in its thread once attached).
+    message_id: str
+    references: tuple[str, ...]
+    text: str
+    #: The mail could not be parsed as a whole: what is shown is the best that could be read.
+    partial: bool
+
+    def thread(self) -> dict[str, Any]:
+        return {"message_id": self.message_id, "subject": self.subject, "references": list(self.references)}
+
+
+def _header(message: Message, name: str) -> str:
+    value = message.get(name)
+    if value is None:
+        return ""
+    try:
+        return clean_line(str(make_header(decode_header(str(value)))))
+    except (ValueError, LookupError, UnicodeError, TypeError):
+        return clean_line(str(value))
+
+
+def _part_text(part: Message) -> str:
+    payload = part.get_payload(decode=True)
+    if not isinstance(payload, bytes):
+        return ""
+    charset = part.get_content_charset() or "utf-8"
+    try:
+        return payload.decode(charset, "replace")
+    except LookupError:
+        return payload.decode("utf-8", "replace")
+
+
+def read_mail(raw: bytes) -> MailView:
+    """What a person can read of ``raw``: the project's parser when it copes, else the standard
+    library's lenient one (the mail was set aside because the strict reading failed)."""
+    try:
+        parsed = parse_email(raw)
+    except MalformedEmail:
+        pass
+    else:
+        return MailView(
+            sender=parsed.sender, sender_name=parsed.sender_name, subject=parsed.subject,
+            message_id=parsed.message_id, references=tuple(parsed.references),
+            text=(parsed.full_text or parsed.text)[:MAIL_TEXT_MAX], partial=False,
+        )  # fmt: skip
+    try:
+        message = email.message_from_bytes(raw[:2_000_000], policy=email.policy.compat32)
+        plain = html = ""
+        for part in message.walk():
+            kind = part.get_content_type()
+            if kind == "text/plain" and not plain:
+                plain = _part_text(part)
+            elif kind == "text/html" and not html:
+                html = _part_text(part)
+        text = plain or (html_to_text(html) if html else "")
+        sender_name, sender = email.utils.parseaddr(_header(message, "From"))
+        references = tuple(_header(message, "References").split())
+        return MailView(
+            sender=clean_line(sender), sender_name=clean_line(sender_name),
+            subject=_header(message, "Subject"), message_id=_header(message, "Message-ID"),
+            references=references,
+            text=clean_text(text or raw.decode("utf-8", "replace"))[:MAIL_TEXT_MAX], partial=True,
+        )  # fmt: skip
+    except Exception:  # adversarial mail has crashed the email package before
+        text = clean_text(raw.decode("utf-8", "replace"))[:MAIL_TEXT_MAX]
+        return MailView(sender="", sender_name="", subject="", message_id="", references=(), text=text,
+                        partial=True)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class _Facts:
     """What one reply needs to know about its conversation (read once)."""
@@ -302,6 +419,17 @@ class _Facts:
 
 # Pop the head of the pending list only if it is still the entry that was delivered (another
 # flush may have got there first).
+#: How long a releaser holds a due deferred reply before another may take it (it died).
+RELEASE_LEASE_SECONDS = 60.0
+
+# A due deferred reply is leased (its score moved past the lease) by one releaser at a time.
+_LEASE_DUE = """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not score or tonumber(score) > tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+return 1
+"""
+
 _POP_IF_HEAD = """
 if redis.call('LINDEX', KEYS[1], 0) == ARGV[1] then
   redis.call('LPOP', KEYS[1])
@@ -334,6 +462,7 @@ class Desk:
         dead_letters: DeadLetters,
         links: TelegramLinks | None = None,
         email: EmailEnvelope | None = None,
+        plans: PlanMaker | None = None,
     ) -> None:
         self.config = config
         self.redis = redis
@@ -353,8 +482,11 @@ class Desk:
         self.links = links
         #: Email replies are dressed (subject, thread, unsubscribe link) when this is given.
         self.email = email
+        #: Stores plans (``RedisDialogueBackend``): without it no plan is set up from the console.
+        self.plans = plans
         self._dedupe_ttl = int(config.dedupe.window_hours * 3600)
         self._pop_if_head = redis.register_script(_POP_IF_HEAD)
+        self._lease_due = redis.register_script(_LEASE_DUE)
 
     # --- keys of the desk's own (under the product's prefix) ---------------------------------
 
@@ -380,6 +512,11 @@ class Desk:
     @property
     def dead_letters_done_key(self) -> str:
         return dead_letters_done_key(self.keys)
+
+    def email_thread_key(self, conversation_id: str) -> str:
+        """How to answer, in its thread, mail set aside that an agent attached to this
+        conversation (hash: ``source``, ``thread`` JSON: message_id, subject, references)."""
+        return self.keys.console("thread", conversation_id)
 
     def conversation_audit_key(self, conversation_id: str) -> str:
         """The desk's audit entries about one conversation (stream), besides the global audit."""
@@ -424,9 +561,13 @@ class Desk:
         ``no_contact``, ``other``): back to the bot without a message."""
         self._check(conversation_id)
         after = self.handoff.close(conversation_id, agent.id, outcome, agent.role)
+        # A closed conversation says nothing more later: its deferred replies are cancelled.
+        cancelled = [m.outbox_id for m in self.deferred_replies(conversation_id)
+                     if self.cancel_deferred(conversation_id, agent, m.outbox_id)]  # fmt: skip
         self.conversation_history.event(
-            conversation_id, "closed", by=self._by(agent), detail={"outcome": str(outcome)}
-        )
+            conversation_id, "closed", by=self._by(agent),
+            detail={"outcome": str(outcome), **({"cancelled": len(cancelled)} if cancelled else {})},
+        )  # fmt: skip
         self._tell_rasa(conversation_id, [{"event": "resume"}])
         return after
 
@@ -505,6 +646,17 @@ class Desk:
         """How many SMS segments ``text`` takes as the desk sends it."""
         return sms_segments(prefer_gsm(text))
 
+    def release_idle(self) -> list[str]:
+        """Claims nobody touched for ``console.claim_idle_minutes`` go back to the queue, and
+        Rasa is told to ``resume``: a waiting conversation is one the bot still helps with, and a
+        paused tracker would answer nothing."""
+        released = self.handoff.release_idle(self.config.console.claim_idle_minutes)
+        for conversation_id in released:
+            self.conversation_history.event(conversation_id, "claim_released", by="system",
+                                            text="Idle claim returned to the queue")  # fmt: skip
+            self._tell_rasa(conversation_id, [{"event": "resume"}])
+        return released
+
     def release_deferred(self) -> int:
         """Deferred replies whose time has come: the gate is asked again (things may have changed
         since) and they are queued, deferred again, or withheld with the rule. Returns how many
@@ -513,11 +665,16 @@ class Desk:
         queued = 0
         for member in self.redis.zrangebyscore(self.deferred_key, "-inf", now):
             outbox_id = member.decode()
-            # One releaser per reply: whoever removes it from the set handles it.
-            if not self.redis.zrem(self.deferred_key, outbox_id):
+            # One releaser per reply: whoever leases it handles it. A lease, not a removal: a
+            # releaser killed half-way leaves the reply due again after the lease, and queueing
+            # it twice queues it once (the outbox id).
+            if not self._lease_due(
+                keys=[self.deferred_key], args=[outbox_id, now, now + RELEASE_LEASE_SECONDS]
+            ):
                 continue
             raw = self.redis.hget(self.deferred_items_key, outbox_id)
             if raw is None:
+                self.redis.zrem(self.deferred_key, outbox_id)
                 continue
             stored = json.loads(raw)
             message = OutboundMessage.from_json(stored["message"])
@@ -628,32 +785,248 @@ class Desk:
         self._audit(agent, "callback", conversation_id, how=how)
         self._touch(conversation_id, agent)
 
+    # --- payment plans ----------------------------------------------------------------------
+
+    def plan_options(self, conversation_id: str) -> list[PlanOption]:
+        """The plans the policy offers this account today (in the person's zone), described in
+        words: the same options the dialogue lists."""
+        self._check(conversation_id)
+        account, policy, today = self._plan_terms(conversation_id)
+        try:
+            options = plan_options(account.balance, account.currency, policy, today)
+        except PlanError as exc:
+            raise DeskError(f"no plan can be offered on this account: {exc}") from exc
+        return [PlanOption.of(plan, account.country) for plan in options]
+
+    def preview_plan(
+        self, conversation_id: str, instalment: str | Decimal, frequency: str, first_due: str | date
+    ) -> PlanOption:
+        """The plan for these terms, read back (nothing is stored). Outside the policy: a
+        ``DeskError`` saying which rule, in words."""
+        self._check(conversation_id)
+        account, _, _ = self._plan_terms(conversation_id)
+        plan = self._build_plan(conversation_id, instalment, frequency, first_due)
+        return PlanOption.of(plan, account.country)
+
+    def create_plan(
+        self,
+        conversation_id: str,
+        agent: Actor,
+        instalment: str | Decimal,
+        frequency: str,
+        first_due: str | date,
+        *,
+        confirmed: bool,
+        request_key: str,
+    ) -> PlanResult:
+        """Set up the plan the person agreed to (``confirmed``: the agent ticked that they did),
+        once per ``request_key`` (the form's: a double click or a retried POST gets the first
+        result back, ``repeated``), then tell the person the plan and the payment link in their
+        language through the agents' reply path (the gate decides; the verdict is in the
+        result). Stored, announced (``plan.created``) and linked exactly as the bot does it.
+        Nothing about the debt before verification."""
+        self._check(conversation_id)
+        if not isinstance(request_key, str) or not _REQUEST_KEY.match(request_key):
+            raise DeskError("this form is out of date: preview the plan again, then set it up")
+        marker = self.keys.console("plans", "request", request_key)
+        done = self.redis.get(marker)
+        if done is not None:
+            return PlanResult.from_json(json.loads(done), repeated=True)
+        if not confirmed:
+            raise DeskError(
+                "Tick \u201cthe person agreed to this schedule\u201d first: a plan is only set up with "
+                "their agreement."
+            )
+        account, _, _ = self._plan_terms(conversation_id)
+        if not self._is_verified(conversation_id):
+            raise DeskError(
+                "The person is not verified: nothing about the debt may be said yet. Ask the "
+                "verification question first, check the answer, then mark them verified."
+            )
+        plan = self._build_plan(conversation_id, instalment, frequency, first_due)
+        facts = self._facts(conversation_id)
+        addresses = self._addresses(conversation_id, account)
+        channel = self._current_channel(conversation_id, facts.state, addresses)
+        if not channel:
+            raise DeskError("the person has no address to send the plan and its payment link to")
+        # One attempt at a time per request; the steps below are idempotent (the backend's
+        # once-marker, a fixed outbox id, a once history event), so a crashed attempt is
+        # finished by the next one with the same key.
+        lock = f"{marker}:lock"
+        if not self.redis.set(lock, agent.id, nx=True, ex=PLAN_LOCK_SECONDS):
+            raise DeskError(
+                "This plan is being set up already (a second click?): reload the page in a moment."
+            )
+        try:
+            self._hold(conversation_id, agent)
+            assert self.plans is not None  # _plan_terms checked it
+            created = self.plans.create_plan(
+                account.account_id, conversation_id, plan, kind="plan", channel=channel,
+                message_id=f"console:{request_key}",
+            )  # fmt: skip
+            text = plan_created_text(plan, created.payment_link, facts.language, channel, account.country)
+            outbox_id = "agent:" + hashlib.sha256(f"plan:{request_key}".encode()).hexdigest()[:32]
+            verdict = self._send(
+                conversation_id, text, channel, facts, by=self._by(agent), kind="agent", verified=True,
+                who=agent, outbox_id=outbox_id,
+            )  # fmt: skip
+            option = PlanOption.of(plan, account.country)
+            self.conversation_history.event(
+                conversation_id, "plan_created", by=self._by(agent), text=option.summary, once=request_key,
+                detail={"plan_id": created.plan_id, "frequency": option.frequency,
+                        "instalment": str(option.instalment), "first_due": option.first_due.isoformat(),
+                        "count": option.count, "message": verdict.outcome},
+            )  # fmt: skip
+            self._audit(
+                agent, "plan", conversation_id, plan_id=created.plan_id, frequency=option.frequency,
+                count=str(option.count), outcome=verdict.outcome, rule=verdict.rule,
+                outbox_id=verdict.outbox_id,
+            )  # fmt: skip
+            self._touch(conversation_id, agent)
+            result = PlanResult(created.plan_id, created.payment_link, option, verdict.to_json())
+            self.redis.set(marker, json.dumps(result.to_json()), ex=PLAN_REQUEST_TTL)
+            return result
+        finally:
+            self.redis.delete(lock)
+
+    def _plan_terms(self, conversation_id: str) -> tuple[Account, Any, date]:
+        """The account, its plan policy, and today in the person's zone."""
+        account = self._account(conversation_id)
+        if account is None:
+            raise DeskError("this conversation has no account: plans are set up on accounts")
+        if self.plans is None:
+            raise DeskError("payment plans cannot be set up from the console here (no plan store)")
+        policy = policy_for(self.plans.settings(), account.country)
+        today = self.clock.now().astimezone(ZoneInfo(self._zone(account))).date()
+        return account, policy, today
+
+    def _build_plan(
+        self, conversation_id: str, instalment: str | Decimal, frequency: str, first_due: str | date
+    ) -> Plan:
+        account, policy, today = self._plan_terms(conversation_id)
+        amount = _amount(instalment)
+        try:
+            how_often = Frequency(str(frequency).strip().lower())
+        except ValueError:
+            raise DeskError(f"how often: one of {', '.join(f.value for f in policy.frequencies)}") from None
+        if isinstance(first_due, date):
+            day = first_due
+        else:
+            try:
+                day = date.fromisoformat(str(first_due).strip())
+            except ValueError:
+                raise DeskError("the first payment date: a date such as 2026-03-16") from None
+        try:
+            return build_plan(account.balance, account.currency, amount, how_often, day, policy, today)
+        except PlanOutsidePolicy as exc:
+            raise DeskError(f"Outside the plan policy: {exc}.") from exc
+        except PlanError as exc:
+            raise DeskError(f"Not a plan: {exc}.") from exc
+
+    def _is_verified(self, conversation_id: str) -> bool:
+        """The dialogue's ``verified`` slot; while Rasa cannot be asked, the last one the console
+        read or set."""
+        verified, known = self._verified(conversation_id)
+        if known:
+            return verified
+        return self.redis.hget(self.verified_key, conversation_id) == b"1"
+
+    def _zone(self, account: Account) -> str:
+        """The person's zone (the first the gate would use), else the agents'."""
+        if account.timezone:
+            return account.timezone
+        debtor = Debtor(account_id=account.account_id, timezone=account.timezone, phone=account.phone,
+                        postal_code=account.postal_code, country=account.country)  # fmt: skip
+        zones = candidate_zones(debtor, self.gate.rules_for(account))
+        return zones[0] if zones else self.config.console.zone
+
     def attach_dead_letter(
         self, dead_letter_id: str, account_id: str, agent: Actor, channel: str = "email"
     ) -> str:
-        """Mail set aside (unreadable) belongs to ``account_id``'s conversation: its readable part
-        goes into that conversation's history as what the person wrote, the conversation waits for
-        a person (reason ``dead_letter``), and the letter leaves the inbox. Returns the
-        conversation id."""
+        """Mail set aside (unreadable) belongs to ``account_id``'s conversation: its readable text
+        goes into that conversation's history as what the person wrote (once), the sender's
+        address becomes where an email reply goes if the account has none, and the thread is
+        kept so the agent's answer is a reply in it; the conversation waits for a person (reason
+        ``dead_letter``) and the letter leaves the inbox. Returns the conversation id."""
         if channel not in CHANNELS:
             raise DeskError(f"unknown channel {channel!r}")
-        account = self.accounts.get(account_id) if isinstance(account_id, str) and account_id else None
+        if not isinstance(dead_letter_id, str) or not re.match(r"^\d{1,20}-\d{1,20}$", dead_letter_id):
+            raise DeskError("no such mail")
+        account_id = account_id.strip() if isinstance(account_id, str) else ""
+        account = self.accounts.get(account_id) if account_id and len(account_id) <= 100 else None
         if account is None:
-            raise DeskError(f"no account {account_id!r}")
+            raise DeskError(f"no account {account_id[:100]!r}: check the account id")
         rows = self.redis.xrange(self.keys.dead_letters(channel), dead_letter_id, dead_letter_id)
         if not rows:
             raise DeskError("that mail is no longer kept")
         fields = {k.decode(): v for k, v in rows[0][1].items()}
-        raw = fields.get("raw", b"").decode("utf-8", "replace")
+        mail = read_mail(fields.get("raw", b""))
         conversation_id = f"acct-{account.account_id}"
+        source = f"deadletter:{channel}:{dead_letter_id}"
+        if channel == "email":
+            self.redis.hset(self.email_thread_key(conversation_id),
+                            mapping={"source": source, "thread": json.dumps(mail.thread())})  # fmt: skip
         self.conversation_history.inbound(
-            conversation_id, source=f"deadletter:{channel}:{dead_letter_id}", channel=channel,
-            text=raw[:20_000], kind="dead_letter",
+            conversation_id, source=source, channel=channel, text=mail.text or "(no readable text)",
+            kind="dead_letter", address=mail.sender if "@" in mail.sender else "",
         )  # fmt: skip
         self.handoff.escalate(conversation_id, "dead_letter")
         self.redis.sadd(self.dead_letters_done_key, f"{channel}:{dead_letter_id}")
         self._audit(agent, "attach_dead_letter", conversation_id, dead_letter=f"{channel}:{dead_letter_id}")
         return conversation_id
+
+    def read_dead_letter(
+        self, channel: str, dead_letter_id: str, agent: Actor | None = None
+    ) -> MailView | None:
+        """A set-aside mail as a person may read it (``None``: not kept). Reading it is audited
+        when ``agent`` is given."""
+        if channel not in CHANNELS or not re.match(r"^\d{1,20}-\d{1,20}$", dead_letter_id or ""):
+            return None
+        rows = self.redis.xrange(self.keys.dead_letters(channel), dead_letter_id, dead_letter_id)
+        if not rows:
+            return None
+        fields = {k.decode(): v for k, v in rows[0][1].items()}
+        if agent is not None:
+            self._audit(agent, "read_dead_letter", f"deadletter:{channel}:{dead_letter_id}")
+        return read_mail(fields.get("raw", b""))
+
+    def deferred_replies(self, conversation_id: str) -> list[OutboundMessage]:
+        """The replies to this conversation that wait for their moment (the gate deferred them)."""
+        found = []
+        for _, raw in self.redis.hscan_iter(self.deferred_items_key, count=500):
+            try:
+                message = OutboundMessage.from_json(json.loads(raw)["message"])
+            except (KeyError, ValueError, TypeError):
+                continue
+            if message.conversation_id == conversation_id:
+                found.append(message)
+        return sorted(found, key=lambda m: m.created_at)
+
+    def cancel_deferred(self, conversation_id: str, agent: Actor, outbox_id: str) -> bool:
+        """A deferred reply will not go after all: ``True`` when it was still waiting (one that
+        went meanwhile cannot be called back)."""
+        self._check(conversation_id)
+        raw = self.redis.hget(self.deferred_items_key, outbox_id) if isinstance(outbox_id, str) else None
+        if raw is None:
+            return False
+        message = OutboundMessage.from_json(json.loads(raw)["message"])
+        if message.conversation_id != conversation_id:
+            raise DeskError("that reply belongs to another conversation")
+        # Whoever removes it from the set owns it: the releaser and a cancel never both act.
+        if not self.redis.zrem(self.deferred_key, outbox_id):
+            return False
+        self.redis.hdel(self.deferred_items_key, outbox_id)
+        self.deliveries.record(DeliveryReceipt(
+            outbox_id=outbox_id, channel=message.channel, status=DeliveryStatus.FAILED,
+            error_code=CANCELLED, error_message=f"cancelled by {agent.id} before it went",
+        ))  # fmt: skip
+        self.conversation_history.event(
+            conversation_id, "reply_cancelled", by=self._by(agent), text=message.text,
+            detail={"outbox_id": outbox_id, "channel": message.channel},
+        )  # fmt: skip
+        self._audit(agent, "cancel_deferred", conversation_id, outbox_id=outbox_id, channel=message.channel)
+        self._touch(conversation_id, agent)
+        return True
 
     def reveal_address(self, conversation_id: str, agent: Actor, channel: str) -> str:
         """The person's full address on ``channel`` (to call them back, say): the console shows
@@ -844,6 +1217,7 @@ class Desk:
         kind: str,
         verified: bool,
         who: Actor,
+        outbox_id: str = "",
     ) -> ReplyVerdict:
         account = facts.account
         addresses = self._addresses(conversation_id, account)
@@ -856,7 +1230,7 @@ class Desk:
         words = _text(text, "the reply", MAX_REPLY[chosen])
         if chosen == "sms":
             words = prefer_gsm(words)
-        outbox_id = f"{'agent' if kind == 'agent' else kind}:{uuid.uuid4().hex}"
+        outbox_id = outbox_id or f"{'agent' if kind == 'agent' else kind}:{uuid.uuid4().hex}"
         now = self.clock.now()
         window = self.gate.rules_for(account).reply_window
         last = facts.last_inbound_at
@@ -886,9 +1260,17 @@ class Desk:
             language=facts.language, kind=kind,
         )  # fmt: skip
         if chosen == "email" and self.email is not None:
+            # In the person's own thread when they wrote by email ("Re: <their subject>",
+            # In-Reply-To and References), as the bot's answers are.
+            answering = self._email_thread(conversation_id)
+            # Without their subject (not recorded), the usual subject, still in their thread.
             [message] = self.email.dress(
-                [message], account_id=account.account_id if account else None, language=facts.language
-            )
+                [message], account_id=account.account_id if account else None, language=facts.language,
+                answering=answering if answering is not None and answering.raw.get("subject") else None,
+            )  # fmt: skip
+            if answering is not None:
+                references = tuple(answering.raw.get("references") or ())
+                message = replace(message, in_reply_to=answering.external_id, references=references)
         count = self.segments(message.text) if chosen == "sms" else 0
         if decision.verdict is Verdict.DEFER and decision.until is not None:
             until = decision.until.astimezone(timezone.utc)
@@ -937,7 +1319,6 @@ class Desk:
                 return False
             refusal = (decision.rule, decision.reason) if decision.verdict is Verdict.BLOCK else None
             text = decision.text or text
-        self.redis.hdel(self.deferred_items_key, outbox_id)
         if refusal is not None:
             rule, reason = refusal
             self.deliveries.record(DeliveryReceipt(
@@ -948,12 +1329,20 @@ class Desk:
                 conversation_id, "reply_blocked", by=str(stored.get("by") or "bot"),
                 detail={"rule": rule, "reason": reason, "channel": message.channel, "outbox_id": outbox_id},
             )  # fmt: skip
+            self._forget_deferred(outbox_id)
             return False
         ready = replace(message, text=text)
         enqueue_outbound(self.outbound, self.jobs, self.keys, [ready], self._dedupe_ttl)
         who = Actor.of(str(stored.get("agent") or "system"), "system")
         self._tell_rasa(conversation_id, [self._bot_event(ready, str(stored.get("by") or "bot"), who)])
+        self._forget_deferred(outbox_id)  # last: a kill before this releases it again, once
         return True
+
+    def _forget_deferred(self, outbox_id: str) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.zrem(self.deferred_key, outbox_id)
+        pipe.hdel(self.deferred_items_key, outbox_id)
+        pipe.execute()
 
     @staticmethod
     def _bot_event(message: OutboundMessage, by: str, who: Actor) -> dict[str, Any]:
@@ -1010,6 +1399,34 @@ class Desk:
                 continue
             if data.get("direction") == "in":
                 return float(data.get("at") or 0) or None
+        return None
+
+    def _email_thread(self, conversation_id: str) -> InboundMessage | None:
+        """The person's latest email in this conversation, as much of it as threading needs
+        (Message-ID, subject, References): from its history entry's detail, or from what the
+        desk kept when an agent attached mail set aside. ``None``: they never wrote by email."""
+        rows = self.redis.xrevrange(self.keys.conversation_history(conversation_id), count=500)
+        for _, fields in rows:
+            try:
+                data = json.loads(fields[b"entry"])
+            except (KeyError, ValueError):
+                continue
+            if data.get("direction") != "in" or data.get("channel") != "email":
+                continue
+            message_id = str(data.get("ref") or "").removeprefix("deadletter:email:").removeprefix("email:")
+            detail = data.get("detail") if isinstance(data.get("detail"), dict) else {}
+            kept = {k.decode(): v.decode("utf-8", "replace") for k, v in
+                    self.redis.hgetall(self.email_thread_key(conversation_id)).items()}  # fmt: skip
+            if kept.get("source") == data.get("ref"):
+                detail = {**json.loads(kept.get("thread") or "{}"), **detail}
+                message_id = str(detail.get("message_id") or "")
+            if not message_id.startswith("<"):
+                return None  # no Message-ID to answer (a dead letter without one)
+            references = [str(r) for r in detail.get("references") or () if isinstance(r, str)]
+            return InboundMessage(
+                channel="email", external_id=message_id, sender="", text="",
+                raw={"subject": str(detail.get("subject") or ""), "references": references},
+            )  # fmt: skip
         return None
 
     def _account(self, conversation_id: str) -> Account | None:
@@ -1105,6 +1522,8 @@ class Desk:
         if code.startswith("compliance:"):
             return replace(line, status="withheld", rule=code.removeprefix("compliance:"),
                            error=fields.get("error_message", ""))  # fmt: skip
+        if code == CANCELLED:
+            return replace(line, status="cancelled", error=fields.get("error_message", ""))
         if code == "withheld":
             reason = fields.get("error_message", "")
             return replace(

@@ -113,9 +113,13 @@ class InboxFilter:
     channel: str = ""
     language: str = ""
     creditor: str = ""
+    #: Supervisors: only what this agent holds.
+    claimed_by: str = ""
 
     def matches(self, item: InboxItem, agent: str) -> bool:
         if self.mine and not (item.state == State.AGENT.value and item.agent == agent):
+            return False
+        if self.claimed_by and item.agent != self.claimed_by:
             return False
         if self.unassigned and item.agent:
             return False
@@ -153,6 +157,8 @@ class InboxItem:
     #: The last thing the person wrote, on one line, at most 140 characters.
     summary: str
     kind: str
+    #: Supervisors following it live.
+    watchers: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -302,19 +308,32 @@ class Inbox:
 
     # --- the inbox ----------------------------------------------------------------------------
 
-    def items(self, agent: str, filters: InboxFilter | None = None) -> list[InboxItem]:
+    def items(
+        self, agent: str, filters: InboxFilter | None = None, *, supervisor: bool = True
+    ) -> list[InboxItem]:
         """Waiting and claimed conversations, and dead letters, most urgent first (then the
-        longest waiting), that pass ``filters`` for ``agent``."""
+        longest waiting), that pass ``filters`` for ``agent``. An agent (``supervisor=False``)
+        sees their own queue: what waits, and what they hold or watch, not the others' claims;
+        a supervisor sees every queue."""
         filters = filters or InboxFilter()
         items = [*self._conversations(), *self._dead_letter_items()]
-        items = [item for item in items if filters.matches(item, agent)]
+        items = [
+            item for item in items
+            if filters.matches(item, agent) and (supervisor or self._visible_to(item, agent))
+        ]  # fmt: skip
         items.sort(key=lambda item: (item.priority, item.waiting_since, item.conversation_id))
         return items
 
-    def facets(self) -> dict[str, list[str]]:
-        """The reasons, channels, languages and creditors present (for the filters' choices)."""
-        items = self.items("")
+    @staticmethod
+    def _visible_to(item: InboxItem, agent: str) -> bool:
+        return not item.agent or item.agent == agent or agent in item.watchers
+
+    def facets(self, agent: str = "", *, supervisor: bool = True) -> dict[str, list[str]]:
+        """The reasons, channels, languages, creditors (and, for supervisors, the agents holding
+        conversations) present, for the filters' choices."""
+        items = self.items(agent, supervisor=supervisor)
         return {
+            "agents": sorted({item.agent for item in items if item.agent}) if supervisor else [],
             "reasons": sorted({reason for item in items for reason in item.reasons}),
             "channels": sorted({item.channel for item in items if item.channel}),
             "languages": sorted({item.language for item in items if item.language}),
@@ -338,8 +357,20 @@ class Inbox:
         """One dead letter (to read it before attaching it to an account)."""
         if channel not in CHANNELS or not re.match(r"^\d{1,20}-\d{1,20}$", entry_id):
             return None
-        return next((letter for letter in self.dead_letters.list(channel, limit=1_000)
-                     if letter.entry_id == entry_id), None)  # fmt: skip
+        rows = self.redis.xrange(self.keys.dead_letters(channel), entry_id, entry_id)
+        if not rows:
+            return None
+        fields = {k.decode(): v for k, v in rows[0][1].items()}
+        return DeadLetter(
+            entry_id=entry_id, channel=channel, reason=fields.get("reason", b"").decode("utf-8", "replace"),
+            detail=fields.get("detail", b"").decode("utf-8", "replace"),
+            size=int(fields.get("size", b"0") or 0), truncated=fields.get("truncated") == b"1",
+            raw=fields.get("raw", b""), at=float(fields.get("at", b"0") or 0),
+        )  # fmt: skip
+
+    def dead_letter_attached(self, channel: str, entry_id: str) -> bool:
+        """An agent attached it to an account already (it left the inbox)."""
+        return bool(self.redis.sismember(dead_letters_done_key(self.keys), f"{channel}:{entry_id}"))
 
     # --- callbacks ----------------------------------------------------------------------------
 
@@ -438,6 +469,7 @@ class Inbox:
                 verified=None if verified_raw is None else verified_raw == b"1",
                 summary=_one_line(last_text),
                 kind="email_reply_cap" if EMAIL_REPLY_CAP in reasons else "conversation",
+                watchers=tuple(handoff.watchers),
             ))  # fmt: skip
         return items
 

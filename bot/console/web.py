@@ -23,6 +23,7 @@ which only ever put outside text into the page with ``textContent``.
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -65,9 +66,10 @@ from bot.console.auth import (
 )
 from bot.console.desk import HistoryLine, ReplyVerdict
 from bot.console.errors import ConsoleError
-from bot.console.handoff import AlreadyClaimed, Handoff, HandoffStore, Outcome
+from bot.console.handoff import AlreadyClaimed, Handoff, HandoffStore, Outcome, State
 from bot.console.inbox import InboxFilter, InboxItem
 from bot.errors import InvalidRequest, NotFound
+from bot.privacy import mask_email
 from channels.cleaning import UnsafeJson, loads_json
 
 if TYPE_CHECKING:
@@ -75,7 +77,7 @@ if TYPE_CHECKING:
     from bot.console.desk import Desk
     from bot.console.inbox import Inbox
 
-__all__ = ["SECURITY_HEADERS", "ConsoleParts", "console_blueprint"]
+__all__ = ["SECURITY_HEADERS", "ConsoleParts", "console_blueprint", "error_page"]
 
 
 class ConsoleParts(AuthParts, Protocol):
@@ -126,6 +128,16 @@ OUTCOME_LABELS = {
 }
 #: The flags an agent may set and clear (crisis may only be cleared: the desk enforces it).
 FLAGS = (*PAUSE_REASONS, "vulnerable")
+FREQUENCIES = ("monthly", "fortnightly", "weekly")
+#: Titles of the console's error pages.
+ERROR_TITLES = {
+    400: "That did not work",
+    403: "Not allowed",
+    404: "Not found",
+    409: "Not possible right now",
+    413: "Too large",
+    429: "Too many attempts",
+}
 
 F = TypeVar("F", bound=Callable[..., ResponseReturnValue])
 
@@ -139,6 +151,23 @@ def wants_json() -> bool:
     accept = request.accept_mimetypes
     best = accept.best_match(["text/html", "application/json", "text/event-stream"])
     return best in ("application/json", "text/event-stream")
+
+
+def error_page(status: int, message: str) -> ResponseReturnValue | None:
+    """A small HTML page for a console page request that failed (``None`` for anything else: a
+    script's request or another part of the app keeps its JSON). The gateway's error handlers
+    call it; the security headers are added like on every console response."""
+    if not (request.path == "/console" or request.path.startswith("/console/")) or wants_json():
+        return None
+    title = ERROR_TITLES.get(status, "Something went wrong")
+    if status >= 500:
+        message = "Something went wrong on our side. Please try again in a moment."
+    try:
+        me = current_user if current_user and current_user.is_authenticated else None
+        page = render_template("console/error.html", title=title, message=message, status=status, me=me)
+    except Exception:  # the page itself failed (a broken session, say): the plain JSON answer then
+        return None
+    return page, status
 
 
 def safe_next(target: str | None) -> str:
@@ -176,18 +205,23 @@ def _minutes(waited: float) -> str:
     return f"{total // 60} h {total % 60} min"
 
 
+def verdict_sentence(verdict: Mapping[str, Any]) -> str:
+    """The sentence the agent reads for a verdict (``ReplyVerdict.to_json()``)."""
+    outcome = verdict.get("outcome")
+    if outcome == "sent":
+        return "Sent"
+    if outcome == "deferred":
+        message = f"Deferred until {verdict.get('until_agent', '')}"
+        if verdict.get("until_debtor"):
+            message += f"; their time: {verdict['until_debtor']}"
+        return message
+    return f"Blocked: {verdict.get('reason', '')}"
+
+
 def verdict_json(verdict: ReplyVerdict) -> dict[str, Any]:
     """A ``ReplyVerdict`` for the page, with the sentence the agent reads."""
-    outcome = verdict.outcome
-    if outcome == "sent":
-        message = "Sent"
-    elif outcome == "deferred":
-        message = f"Deferred until {verdict.until_agent}"
-        if verdict.until_debtor:
-            message += f"; their time: {verdict.until_debtor}"
-    else:
-        message = f"Blocked: {verdict.reason}"
-    return {**verdict.to_json(), "message": message}
+    data = verdict.to_json()
+    return {**data, "message": verdict_sentence(data)}
 
 
 def _who(by: str) -> str:
@@ -238,11 +272,19 @@ def _handoff_json(handoff: Handoff, me: str) -> dict[str, Any]:
     }
 
 
+def item_url(item: InboxItem) -> str:
+    """Where an inbox row opens: the conversation, or the page of a set-aside mail."""
+    if item.kind == "dead_letter":
+        _, channel, entry_id = item.conversation_id.split(":", 2)
+        return url_for("console.dead_letter", channel=channel, entry_id=entry_id)
+    return url_for("console.conversation", conversation_id=item.conversation_id)
+
+
 def item_json(item: InboxItem) -> dict[str, Any]:
     """One inbox row."""
     return {
         "conversation_id": item.conversation_id,
-        "url": url_for("console.conversation", conversation_id=item.conversation_id),
+        "url": item_url(item),
         "state": item.state,
         "agent": item.agent,
         "reasons": list(item.reasons),
@@ -476,25 +518,32 @@ def console_blueprint(parts: ConsoleParts) -> Blueprint:
             channel=arg("channel"),
             language=arg("language"),
             creditor=arg("creditor"),
+            # Only supervisors see others' claims, so only they filter by who holds what.
+            claimed_by=arg("claimed_by") if _user().is_supervisor else "",
         )
+
+    def inbox_items(filters: InboxFilter) -> list[InboxItem]:
+        user = _user()
+        return parts.inbox.items(user.name, filters, supervisor=user.is_supervisor)
 
     @bp.get("/")
     def inbox() -> ResponseReturnValue:
         filters = inbox_filter()
-        items = [item_json(item) for item in parts.inbox.items(_user().name, filters)]
+        items = [item_json(item) for item in inbox_items(filters)]
         query = urlencode({k: v for k, v in request.args.items() if v})
+        user = _user()
         return render_template(
             "console/inbox.html",
             items=items,
             filters=filters,
-            facets=parts.inbox.facets(),
+            facets=parts.inbox.facets(user.name, supervisor=user.is_supervisor),
             query=query,
             target_minutes=config.console.target_minutes,
         )
 
     @bp.get("/api/inbox")
     def api_inbox() -> ResponseReturnValue:
-        items = [item_json(item) for item in parts.inbox.items(_user().name, inbox_filter())]
+        items = [item_json(item) for item in inbox_items(inbox_filter())]
         return jsonify({"items": items})
 
     @bp.get("/callbacks")
@@ -590,7 +639,10 @@ def console_blueprint(parts: ConsoleParts) -> Blueprint:
         conversation_id = _conversation(conversation_id)
         user = _user()
         view = parts.desk.view(conversation_id)
-        lines = [line_json(line, zones) for line in parts.desk.history(conversation_id)]
+        history = parts.desk.history(conversation_id)
+        if view.account is None and not history and view.handoff.state is State.BOT:
+            raise NotFound("There is no such conversation (it may have been a mistyped link).")
+        lines = [line_json(line, zones) for line in history]
         agents = (
             [a.name for a in parts.agent_directory.list() if not a.disabled] if user.is_supervisor else []
         )
@@ -609,7 +661,46 @@ def console_blueprint(parts: ConsoleParts) -> Blueprint:
             languages=LANGUAGES,
             preferences=view.preferences or {},
             addresses=address_rows(view),
+            plan=plan_panel(conversation_id, view),
+            deferred=[
+                {"outbox_id": m.outbox_id, "channel": m.channel, "text": m.text}
+                for m in parts.desk.deferred_replies(conversation_id)
+            ],
         )
+
+    def plan_panel(conversation_id: str, view: Any) -> dict[str, Any]:
+        """The payment-plan panel: the options, the form (kept from the query string), and the
+        plan read back when the agent asked for a preview."""
+        if view.account is None or parts.desk.plans is None:
+            return {"available": False}
+        args = request.args
+        form = {
+            "instalment": (args.get("instalment") or "").strip()[:20],
+            "frequency": (args.get("frequency") or "monthly").strip()[:20],
+            "first_due": (args.get("first_due") or "").strip()[:20],
+        }
+        options: list[dict[str, Any]] = []
+        error = ""
+        try:
+            options = [option.to_json() for option in parts.desk.plan_options(conversation_id)]
+        except ConsoleError as exc:
+            error = str(exc)
+        preview = None
+        if args.get("preview") == "1" and form["instalment"] and form["first_due"]:
+            try:
+                preview = parts.desk.preview_plan(
+                    conversation_id, form["instalment"], form["frequency"], form["first_due"]
+                ).to_json()
+            except ConsoleError as exc:
+                error = str(exc)
+        if not form["first_due"] and options:
+            form["first_due"] = options[0]["first_due"]
+        return {
+            "available": True, "options": options, "form": form, "preview": preview, "error": error,
+            "frequencies": FREQUENCIES, "verified": view.verified,
+            # One per page load: the same plan posted twice (a double click, a retry) is one plan.
+            "request_key": secrets.token_urlsafe(18),
+        }  # fmt: skip
 
     @bp.get("/api/c/<conversation_id>/history")
     def api_history(conversation_id: str) -> ResponseReturnValue:
@@ -701,8 +792,85 @@ def console_blueprint(parts: ConsoleParts) -> Blueprint:
     @conversation_action("close")
     def close(cid: str) -> str:
         outcome = _choice("outcome", OUTCOMES)
+        waiting = len(parts.desk.deferred_replies(cid))
         parts.desk.close(cid, _user().actor, outcome)
-        return f"Closed: {OUTCOME_LABELS[outcome]}."
+        done = f"Closed: {OUTCOME_LABELS[outcome]}."
+        if waiting:
+            replies = "reply" if waiting == 1 else "replies"
+            done += f" {waiting} deferred {replies} cancelled: nothing more will go."
+        return done
+
+    @conversation_action("cancel-deferred")
+    def cancel_deferred(cid: str) -> str:
+        if parts.desk.cancel_deferred(cid, _user().actor, _text("outbox_id", 100)):
+            return "The deferred reply was cancelled: it will not be sent."
+        return "That reply is no longer waiting (it went, or was cancelled already)."
+
+    @bp.post("/c/<conversation_id>/plan")
+    def create_plan(conversation_id: str) -> ResponseReturnValue:
+        conversation_id = _conversation(conversation_id)
+        terms = {
+            "instalment": _text("instalment", 20, required=False),
+            "frequency": _text("frequency", 20, required=False),
+            "first_due": _text("first_due", 20, required=False),
+        }
+        back = (
+            url_for("console.conversation", conversation_id=conversation_id)
+            + "?"
+            + urlencode({"preview": "1", **terms})
+        )
+        try:
+            result = parts.desk.create_plan(
+                conversation_id, _user().actor, terms["instalment"], terms["frequency"], terms["first_due"],
+                confirmed=request.form.get("confirmed") == "1", request_key=_text("request_key", 100),
+            )  # fmt: skip
+        except AlreadyClaimed as exc:
+            flash(f"{exc.by} has already claimed this conversation.", "error")
+            return redirect(back + "#plan")
+        except (ConsoleError, InvalidRequest) as exc:
+            flash(str(exc), "error")
+            return redirect(back + "#plan")
+        message = verdict_sentence(result.verdict)
+        start = "This plan was already set up (the form was sent twice)" if result.repeated else "Plan set up"
+        flash(f"{start}: {result.option.summary} Payment link and schedule to the person: {message}", "ok")
+        return redirect(url_for("console.conversation", conversation_id=conversation_id))
+
+    # --- mail set aside ------------------------------------------------------------------------
+
+    def dead_letter_page(channel: str, entry_id: str, *, reveal: bool = False, error: str = "",
+                         account_id: str = "", status: int = 200) -> ResponseReturnValue:  # fmt: skip
+        letter = parts.inbox.dead_letter(channel, entry_id)
+        mail = parts.desk.read_dead_letter(channel, entry_id, _user().actor) if letter else None
+        if letter is None or mail is None:
+            raise NotFound("That mail is not kept (any more).")
+        sender = mail.sender if reveal else (mask_email(mail.sender) if "@" in mail.sender else "")
+        return render_template(
+            "console/dead_letter.html", channel=channel, entry_id=entry_id, letter=letter, mail=mail,
+            sender=sender, revealed=reveal, error=error, account_id=account_id,
+            received=zones.time(letter.at), attached=parts.inbox.dead_letter_attached(channel, entry_id),
+        ), status  # fmt: skip
+
+    @bp.get("/dead-letters/<channel>/<entry_id>")
+    def dead_letter(channel: str, entry_id: str) -> ResponseReturnValue:
+        return dead_letter_page(channel, entry_id)
+
+    @bp.post("/dead-letters/<channel>/<entry_id>/reveal")
+    def dead_letter_reveal(channel: str, entry_id: str) -> ResponseReturnValue:
+        return dead_letter_page(channel, entry_id, reveal=True)
+
+    @bp.post("/dead-letters/<channel>/<entry_id>/attach")
+    def dead_letter_attach(channel: str, entry_id: str) -> ResponseReturnValue:
+        if parts.inbox.dead_letter(channel, entry_id) is None:
+            raise NotFound("That mail is not kept (any more).")
+        account_id = (request.form.get("account_id") or "").strip()[:100]
+        try:
+            if not account_id:
+                raise InvalidRequest("account id: please fill this in")
+            cid = parts.desk.attach_dead_letter(entry_id, account_id, _user().actor, channel)
+        except (ConsoleError, InvalidRequest) as exc:
+            return dead_letter_page(channel, entry_id, error=str(exc), account_id=account_id, status=400)
+        flash("The mail is now part of this conversation: answer it here.", "ok")
+        return redirect(url_for("console.conversation", conversation_id=cid))
 
     @conversation_action("watch", supervisor=True)
     def watch(cid: str) -> str:

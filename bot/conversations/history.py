@@ -84,6 +84,7 @@ class ConversationHistory:
         text: str,
         kind: str = "text",
         address: str = "",
+        detail: Mapping[str, Any] | None = None,
     ) -> bool:
         """The person wrote ``text`` (``source``: ``<channel>:<provider id>``) from ``address``
         (kept apart, in :meth:`contacts`, never in the entry: the console masks it)."""
@@ -93,7 +94,7 @@ class ConversationHistory:
                 mapping={channel: address, "_last": channel},
             )
         return self._add(conversation_id, f"in:{source}", direction="in", kind=kind, channel=channel,
-                         text=text, ref=source)  # fmt: skip
+                         text=text, ref=source, detail=detail)  # fmt: skip
 
     def outbound(
         self, conversation_id: str, *, outbox_id: str, channel: str, text: str, kind: str = "reply",

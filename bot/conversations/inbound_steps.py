@@ -258,9 +258,15 @@ def record_message(context: Context, *, history: ConversationHistory | None) -> 
     the agents' console shows."""
     message = context.message
     if history is not None:
+        # An email's subject and thread: an agent's answer goes in the person's own thread.
+        thread = (
+            {"subject": str(message.raw.get("subject") or "")[:300],
+             "references": [str(r) for r in message.raw.get("references") or ()][-20:]}
+            if message.channel == "email" else None
+        )  # fmt: skip
         history.inbound(
             context.conversation_id, source=context.source, channel=message.channel, text=message.text,
-            kind=message.kind, address=message.sender,
+            kind=message.kind, address=message.sender, detail=thread,
         )  # fmt: skip
     return context
 

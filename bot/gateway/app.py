@@ -16,7 +16,7 @@ from bot.console.agents import AgentError
 from bot.console.auth import PermissionDenied
 from bot.console.desk import DeskError
 from bot.console.handoff import NotAllowed
-from bot.console.web import ConsoleParts, console_blueprint
+from bot.console.web import ConsoleParts, console_blueprint, error_page
 from bot.email.unsubscribe import UnsubscribeLinks
 from bot.errors import InvalidRequest, NotFound
 from bot.gateway.health import HealthChecker, HealthParts, health_blueprint
@@ -104,6 +104,10 @@ def _error(status: int, message: str, **extra: Any) -> ResponseReturnValue:
         # Refusals are worth a line (a provider misconfigured, someone probing); the path and
         # the message can carry outside input, which the log filter escapes.
         logger.info("%s %s refused (%d): %s", request.method, request.path, status, message)
+    # An agent's browser asking for a console page gets a page, not JSON; scripts keep JSON.
+    page = error_page(status, message)
+    if page is not None:
+        return page
     return jsonify({"error": message, "status": status, **extra}), status
 
 

@@ -23,6 +23,7 @@ from bot.console.handoff import HandoffStore
 from bot.console.inbox import Inbox
 from bot.conversations.creditor_events import WEBHOOKS, CreditorEvents, WebhookSender
 from bot.conversations.deliveries import DeliveryLog
+from bot.conversations.dialogue_backend import RedisDialogueBackend
 from bot.conversations.history import ConversationHistory
 from bot.conversations.inbound import InboundHandler, NotAnswered
 from bot.conversations.outbound import OutboundHandler
@@ -149,9 +150,15 @@ class Services:
         return Desk(
             config=self.config, redis=self.redis, keys=self.keys, clock=self.clock, accounts=self.accounts,
             addresses=self.addresses, gate=self.gate, deliveries=self.deliveries, history=self.history,
-            handoff=self.handoff, outbound=self.outbound, jobs=self.jobs, rasa=self.rasa,
+            handoff=self.handoff, outbound=self.outbound, jobs=self.jobs,
+            # An agent's click waits on these calls: a short timeout, then the events wait
+            # in order for the scheduler's tick (Desk.flush_tracker_events).
+            rasa=RasaClient(self.config.rasa.url, self.config.secrets.rasa_token,
+                            timeout=min(3.0, self.config.rasa.timeout_seconds)),
             dead_letters=self.dead_letters, links=self.links,
             email=self.email_envelope() if "email" in self.channels else None,
+            # Plans set up by agents: stored, linked and announced as the bot's are.
+            plans=RedisDialogueBackend(self.config, self.redis, self.events, escalate=self.escalate),
         )  # fmt: skip
 
     @functools.cached_property
@@ -172,7 +179,7 @@ class Services:
     def console_housekeeping(self, now: datetime) -> int:
         """Claims idle past ``console.claim_idle_minutes`` go back to the queue; agents' replies
         the gate deferred go at their moment; pause/resume/agent words Rasa missed reach it."""
-        released = self.handoff.release_idle(self.config.console.claim_idle_minutes)
+        released = self.desk.release_idle()
         if released:
             logger.info("console: %d idle claim(s) back in the queue", len(released))
         sent = self.desk.release_deferred()

@@ -43,16 +43,7 @@ _NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "uno": 1, "una": 1, "dos": 2, "
 
 def policy_for(settings: DialogueSettings, account: AccountView) -> PlanPolicy:
     """The plan policy from configuration, with the account's country for its holidays."""
-    return PlanPolicy(
-        min_instalment=settings.min_instalment,
-        max_term_months=settings.max_term_months,
-        frequencies=tuple(Frequency(f) for f in settings.frequencies),
-        first_payment_within_days=settings.first_payment_within_days,
-        down_payment_percent=settings.down_payment_percent,
-        settlement_floor_percent=settings.settlement_floor_percent,
-        settlement_offer_percent=settings.settlement_offer_percent,
-        country=account.country,
-    )
+    return settings.plan_policy(account.country)
 
 
 def plan_terms(plan: Plan) -> str:

@@ -216,7 +216,9 @@ def test_a_reply_at_a_quiet_hour_is_deferred_until_the_persons_morning(
     assert "When suits you to talk?" in console.outbox()[-1]
 
 
-def test_a_dispute_flag_set_by_keyboard_in_the_console_stops_the_next_outreach(browser: Any, console: Console) -> None:
+def test_a_dispute_flag_set_by_keyboard_in_the_console_stops_the_next_outreach(
+    browser: Any, console: Console
+) -> None:
     _escalated(console)
     page = _signed_in(browser, console, "ana")
     page.goto(f"{console.url}/console/c/{CONVERSATION}")

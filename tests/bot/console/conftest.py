@@ -24,6 +24,7 @@ from bot.console.canned import CannedReplies
 from bot.console.desk import Desk
 from bot.console.handoff import HandoffStore
 from bot.console.inbox import Inbox
+from bot.conversations.dialogue_backend import RedisDialogueBackend
 from bot.conversations.history import ConversationHistory
 from bot.gateway.app import create_app
 from bot.runtime.services import Services, build_services
@@ -102,6 +103,7 @@ def web_parts(
         rasa=web_rasa,
         dead_letters=services.dead_letters,
         links=services.links,
+        plans=RedisDialogueBackend(web_config, redis_client, services.events),
     )
     directory = AgentDirectory(
         redis_client, services.keys, web_clock, PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)

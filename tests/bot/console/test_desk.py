@@ -22,6 +22,7 @@ from bot.compliance.rules import Outgoing, Verdict
 from bot.config import Config
 from bot.console.desk import VERIFICATION_QUESTIONS, Desk, DeskError, format_moment
 from bot.console.handoff import Actor, AlreadyClaimed, HandoffStore, NotAllowed, State
+from bot.conversations.dialogue_backend import RedisDialogueBackend
 from bot.conversations.history import ConversationHistory
 from bot.conversations.outbound import Sending, pass_the_gate
 from bot.runtime.services import Services, build_services
@@ -124,6 +125,7 @@ def make_world(config: Config, client: redis.Redis[bytes]) -> World:
         addresses=services.addresses, gate=services.gate, deliveries=services.deliveries, history=history,
         handoff=handoff, outbound=services.outbound, jobs=services.jobs, rasa=rasa,
         dead_letters=services.dead_letters, links=services.links,
+        plans=RedisDialogueBackend(config, client, services.events),
     )  # fmt: skip
     world = World(config, services, clock, rasa, desk, history, handoff, account=None)  # type: ignore[arg-type]
     world.account = world.add_account("A1")
@@ -280,6 +282,32 @@ def test_a_reply_at_a_quiet_hour_to_someone_who_wrote_hours_ago_waits_for_their_
     assert world.desk.release_deferred() == 0  # once
     assert isinstance(pass_the_gate(Sending(message), gate=world.services.gate,
                                     accounts=world.services.accounts, record=lambda *_: None), Sending)  # fmt: skip
+
+
+def test_a_releaser_killed_half_way_loses_nothing_and_the_reply_goes_once(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waiting(world)
+    world.desk.claim(CID, ANA)
+    world.clock.set(datetime(2026, 3, 3, 11, 0, tzinfo=timezone.utc))  # 03:00 in Los Angeles
+    verdict = world.desk.reply(CID, ANA, "Good morning Maria, shall we set up the plan?")
+    assert verdict.outcome == "deferred" and verdict.until is not None
+    world.clock.set(verdict.until + timedelta(minutes=1))
+    tell_rasa = world.desk._tell_rasa
+
+    def die(*args: object, **kwargs: object) -> None:
+        raise SystemExit("killed between queueing the reply and forgetting it")
+
+    monkeypatch.setattr(world.desk, "_tell_rasa", die)
+    with pytest.raises(SystemExit):
+        world.desk.release_deferred()
+    assert len(world.queued()) == 1  # it was queued before the kill
+    monkeypatch.setattr(world.desk, "_tell_rasa", tell_rasa)
+    assert world.desk.release_deferred() == 0  # leased by the dead releaser for a while
+    world.clock.advance(timedelta(seconds=61))
+    assert world.desk.release_deferred() == 1  # released again ...
+    assert [m.outbox_id for m in world.queued()] == [verdict.outbox_id]  # ... and queued once
+    assert world.desk.release_deferred() == 0
 
 
 def test_a_deferred_reply_whose_address_opted_out_meanwhile_is_withheld_not_sent(world: World) -> None:

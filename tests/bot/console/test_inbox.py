@@ -15,7 +15,7 @@ import redis
 
 from bot.care.screen import Concern
 from bot.console.desk import DeskError
-from bot.console.handoff import IDLE_REASON
+from bot.console.handoff import IDLE_REASON, Actor
 from bot.console.inbox import Inbox, InboxFilter, parse_callback_time, priority
 from bot.store.agent_queue import AgentQueue
 from tests.bot.console.test_desk import ANA, BEN, T0, World, make_world
@@ -222,6 +222,35 @@ def test_filters(world: World) -> None:
     assert facets["creditors"] == ["Acme", "Globex"]
     assert facets["languages"] == ["en", "es"]
     assert "crisis" in facets["reasons"] and "email" in facets["channels"]
+
+
+def test_an_agent_sees_what_waits_and_their_own_not_other_agents_claims(world: World) -> None:
+    busy_morning(world)
+    world.desk.claim("acct-A4", ANA)
+    world.desk.claim("acct-A3", BEN)
+    world.desk.claim("acct-A5", BEN)
+    # ana, promoted for the day, follows a colleague's conversation
+    world.desk.watch("acct-A5", Actor.of("ana", "supervisor"))
+    inbox = make_inbox(world)
+    mine = ids(inbox.items("ana", supervisor=False))
+    assert "acct-A4" in mine and "acct-A5" in mine and "acct-A3" not in mine
+    assert {"acct-A7", "acct-A6", "acct-A8", ANON} <= set(mine)
+    assert "acct-A4" not in ids(inbox.items("ben", supervisor=False))
+    assert (
+        "agents" in inbox.facets("ana", supervisor=False)
+        and inbox.facets("ana", supervisor=False)["agents"] == []
+    )
+
+
+def test_a_supervisor_sees_every_queue_and_filters_by_who_holds_it(world: World) -> None:
+    busy_morning(world)
+    world.desk.claim("acct-A4", ANA)
+    world.desk.claim("acct-A3", BEN)
+    inbox = make_inbox(world)
+    everything = ids(inbox.items("sue", supervisor=True))
+    assert {"acct-A4", "acct-A3"} <= set(everything) and len(everything) == 7
+    assert ids(inbox.items("sue", InboxFilter(claimed_by="ben"), supervisor=True)) == ["acct-A3"]
+    assert inbox.facets("sue", supervisor=True)["agents"] == ["ana", "ben"]
 
 
 def test_dead_letters_and_reply_caps_are_work_items(world: World) -> None:

@@ -597,8 +597,20 @@ def test_what_the_person_wrote_goes_into_the_conversations_history_with_the_addr
     assert record_message(context, history=history) is context  # type: ignore[arg-type]
     assert history.inbound_calls == [{
         "conversation_id": "acct-A1", "source": "sms:SM1", "channel": "sms", "text": "can I pay later?",
-        "kind": "text", "address": PHONE,
+        "kind": "text", "address": PHONE, "detail": None,
     }]  # fmt: skip
+
+
+def test_an_emails_subject_and_thread_are_kept_so_an_agent_answers_in_it() -> None:
+    history = FakeHistory()
+    message = InboundMessage(
+        channel="email", external_id="<m2@mail.example>", sender="maria@example.com", text="see below",
+        raw={"subject": "Re: Your account", "references": ["<m1@bot.example>"]},
+    )  # fmt: skip
+    record_message(Context.of(message), history=history)  # type: ignore[arg-type]
+    assert history.inbound_calls[0]["detail"] == {
+        "subject": "Re: Your account", "references": ["<m1@bot.example>"],
+    }  # fmt: skip
 
 
 def test_a_claimed_conversation_stops_before_the_dialogue_and_a_button_press_is_acknowledged() -> None:

@@ -3,6 +3,7 @@ touched goes back to the queue; one touched stays."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 
 import redis
@@ -32,3 +33,6 @@ def test_a_tick_returns_idle_claims_to_the_queue(
     assert handoff.get("acct-idle").state is State.WAITING
     assert "claim_idle" in handoff.get("acct-idle").reasons
     assert handoff.get("acct-busy").state is State.AGENT
+    # Rasa hears "resume" for the released one (here unreachable: the event waits, in order).
+    pending = [json.loads(raw) for raw in redis_client.lrange(services.desk.pending_events_key, 0, -1)]
+    assert [(p["conversation_id"], p["events"]) for p in pending] == [("acct-idle", [{"event": "resume"}])]

@@ -1,0 +1,175 @@
+"""Payment plans set up from the console (issue 16), with the bot's own rules: the same plan
+engine (``dialogue.plans``), the same policy from configuration, the same store and
+``plan.created`` creditor event (``RedisDialogueBackend.create_plan``), and the same words to the
+person as the dialogue's ``utter_plan_created`` (rasa_project/domain.yml).
+
+No Flask and no Redis here: the desk (``Desk.plan_options``, ``preview_plan``, ``create_plan``)
+does the work; this module holds what it shares with the page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any, Protocol
+
+from dialogue.backend import CreatedPlan, DialogueSettings
+from dialogue.plans import (
+    FREQUENCY_WORDS,
+    Plan,
+    PlanPolicy,
+    Settlement,
+    describe_plan,
+    describe_schedule,
+    format_date,
+    format_money,
+)
+
+__all__ = [
+    "PlanMaker",
+    "PlanOption",
+    "PlanResult",
+    "describe_option",
+    "plan_created_text",
+    "policy_for",
+]
+
+
+class PlanMaker(Protocol):
+    """What the desk needs to store a plan (``RedisDialogueBackend`` fits): one plan per
+    ``message_id``, a payment link, and the creditor's ``plan.created`` event."""
+
+    def create_plan(
+        self,
+        account_id: str,
+        conversation_id: str,
+        plan: Plan | Settlement,
+        *,
+        kind: str = "plan",
+        channel: str = "",
+        message_id: str = "",
+    ) -> CreatedPlan: ...
+
+    def settings(self) -> DialogueSettings: ...
+
+
+def policy_for(settings: DialogueSettings, country: str | None) -> PlanPolicy:
+    """The plan policy the dialogue offers plans under (``DialogueSettings.plan_policy``)."""
+    return settings.plan_policy(country)
+
+
+def describe_option(plan: Plan, language: str = "en", country: str | None = None) -> str:
+    """One option on a line, as the dialogue lists them: amount, how often, how many, the end."""
+    amount = format_money(plan.regular_amount, plan.currency, language, country)
+    every = FREQUENCY_WORDS["es" if language == "es" else "en"][plan.frequency]
+    end = format_date(plan.end_date, language)
+    if language == "es":
+        return f"{amount} {every}, {plan.count} pagos, el último el {end}"
+    return f"{amount} {every}, {plan.count} payments, the last on {end}"
+
+
+@dataclass(frozen=True)
+class PlanOption:
+    """A plan the policy allows, described for the agent (in the agents' language, English)."""
+
+    instalment: Decimal
+    frequency: str
+    first_due: date
+    count: int
+    end_date: date
+    #: "$40.17 every month, 3 payments, the last on Thursday, 4 June 2026".
+    line: str
+    #: The whole plan in words (``describe_plan``), as it is read back.
+    summary: str
+    #: Every payment on its own line (``describe_schedule``).
+    schedule: str
+
+    @classmethod
+    def of(cls, plan: Plan, country: str | None = None) -> PlanOption:
+        return cls(
+            instalment=plan.regular_amount, frequency=plan.frequency.value, first_due=plan.first_due,
+            count=plan.count, end_date=plan.end_date, line=describe_option(plan, "en", country),
+            summary=describe_plan(plan, "en", country), schedule=describe_schedule(plan, "en", country),
+        )  # fmt: skip
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "instalment": str(self.instalment), "frequency": self.frequency,
+            "first_due": self.first_due.isoformat(), "count": self.count,
+            "end_date": self.end_date.isoformat(), "line": self.line, "summary": self.summary,
+            "schedule": self.schedule,
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    """A plan the agent set up, and what became of the message telling the person."""
+
+    plan_id: str
+    payment_link: str
+    option: PlanOption
+    #: The message to the person (``ReplyVerdict.to_json()``): sent, deferred or blocked.
+    verdict: Mapping[str, Any]
+    #: The same request came again (a double click, a retried POST): nothing new was done.
+    repeated: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "plan_id": self.plan_id, "payment_link": self.payment_link, "option": self.option.to_json(),
+            "verdict": dict(self.verdict), "repeated": self.repeated,
+        }  # fmt: skip
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], *, repeated: bool = False) -> PlanResult:
+        option = data["option"]
+        return cls(
+            plan_id=str(data["plan_id"]), payment_link=str(data["payment_link"]),
+            option=PlanOption(
+                instalment=Decimal(option["instalment"]), frequency=str(option["frequency"]),
+                first_due=date.fromisoformat(option["first_due"]), count=int(option["count"]),
+                end_date=date.fromisoformat(option["end_date"]), line=str(option["line"]),
+                summary=str(option["summary"]), schedule=str(option["schedule"]),
+            ),
+            verdict=dict(data["verdict"]), repeated=repeated,
+        )  # fmt: skip
+
+
+#: ``utter_plan_created`` (rasa_project/domain.yml). The dialogue read the plan back before the
+#: person agreed; from the console the person agreed with an agent, so the short channels also get
+#: the plan in words (email gets every payment, as the dialogue's email wording does).
+_CREATED = {
+    "en": (
+        "All set, thank you. Your plan is in place: {summary}\n\n"
+        "You can make each payment here: {link}\n\n"
+        "We'll send you a reminder a few days before each one."
+    ),
+    "es": (
+        "Todo listo, gracias. Su plan está en marcha: {summary}\n\n"
+        "Puede hacer cada pago aquí: {link}\n\n"
+        "Le enviaremos un recordatorio unos días antes de cada pago."
+    ),
+}
+_CREATED_EMAIL = {
+    "en": (
+        "All set, thank you. Your plan is in place and you can make each payment here: {link}\n\n"
+        "Your payments:\n{schedule}\n\n"
+        "We'll send you a reminder a few days before each one. If anything changes, just reply to "
+        "this email and we'll find another way."
+    ),
+    "es": (
+        "Todo listo, gracias. Su plan está en marcha y puede hacer cada pago aquí: {link}\n\n"
+        "Sus pagos:\n{schedule}\n\n"
+        "Le enviaremos un recordatorio unos días antes de cada pago. Si algo cambia, responda a este "
+        "correo y buscaremos otra forma."
+    ),
+}
+
+
+def plan_created_text(plan: Plan, link: str, language: str, channel: str, country: str | None = None) -> str:
+    """What the person is told once the plan is set up, in their language, for ``channel``."""
+    lang = "es" if language == "es" else "en"
+    if channel == "email":
+        return _CREATED_EMAIL[lang].format(link=link, schedule=describe_schedule(plan, lang, country))
+    return _CREATED[lang].format(link=link, summary=describe_plan(plan, lang, country))
