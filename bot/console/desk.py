@@ -629,18 +629,46 @@ class Desk:
         questions = VERIFICATION_QUESTIONS[self.config.accounts.verification_field]
         return self.reply(conversation_id, agent, questions.get(language) or questions["en"])
 
-    def mark_verified(self, conversation_id: str, agent: Actor) -> None:
-        """The agent checked the person's answer against the account: the dialogue's ``verified``
-        slot is set (so the bot, back in charge, may speak of the debt), and it is audited."""
+    def check_verification(self, conversation_id: str, agent: Actor) -> bool:
+        """The person's latest message, checked against the account exactly as the dialogue
+        checks a verification answer (the agent never sees the date of birth or the postal
+        code, and cannot mark someone verified on a hunch). Right: the dialogue's ``verified``
+        slot is set, so the bot, back in charge, may speak of the debt. Wrong: nothing about the
+        debt; the history and the audit say so."""
         self._check(conversation_id)
-        if account_id_of(conversation_id) is None:
+        account_id = account_id_of(conversation_id)
+        account = self.accounts.get(account_id) if account_id else None
+        if account is None:
             raise DeskError("this conversation has no account to verify against")
+        if self.plans is None:
+            raise DeskError("verification answers cannot be checked here")
+        answer = self._last_inbound_text(conversation_id)
+        if not answer:
+            raise DeskError("the person has not written an answer yet: ask the verification question first")
         self._hold(conversation_id, agent)
-        self.redis.hset(self.verified_key, conversation_id, "1")
-        self.conversation_history.event(conversation_id, "verified", by=self._by(agent))
-        self._tell_rasa(conversation_id, [{"event": "slot", "name": "verified", "value": True}])
-        self._audit(agent, "verified", conversation_id)
+        today = self.clock.now().astimezone(ZoneInfo(self._zone(account))).date()
+        matched = self.plans.verify(account.account_id, answer, today=today)
+        if matched:
+            self.redis.hset(self.verified_key, conversation_id, "1")
+            self.conversation_history.event(conversation_id, "verified", by=self._by(agent))
+            self._tell_rasa(conversation_id, [{"event": "slot", "name": "verified", "value": True}])
+        else:
+            self.conversation_history.event(conversation_id, "verification_failed", by=self._by(agent),
+                                            text="Their answer does not match the account")  # fmt: skip
+        self._audit(agent, "verified" if matched else "verification_failed", conversation_id)
         self._touch(conversation_id, agent)
+        return matched
+
+    def _last_inbound_text(self, conversation_id: str) -> str:
+        """What the person last wrote in this conversation (its history), or ``""``."""
+        for _, fields in self.redis.xrevrange(self.keys.conversation_history(conversation_id), count=200):
+            try:
+                data = json.loads(fields[b"entry"])
+            except (KeyError, ValueError):
+                continue
+            if data.get("direction") == "in":
+                return str(data.get("text") or "")
+        return ""
 
     def segments(self, text: str) -> int:
         """How many SMS segments ``text`` takes as the desk sends it."""

@@ -54,6 +54,10 @@ class PlanMaker(Protocol):
 
     def settings(self) -> DialogueSettings: ...
 
+    def verify(self, account_id: str, answer: str, *, today: date) -> bool:
+        """The dialogue's own check of a verification answer against the account."""
+        ...
+
 
 def policy_for(settings: DialogueSettings, country: str | None) -> PlanPolicy:
     """The plan policy the dialogue offers plans under (``DialogueSettings.plan_policy``)."""

@@ -64,7 +64,7 @@ from bot.console.auth import (
     address_hash,
     audit_sign_in,
 )
-from bot.console.desk import HistoryLine, ReplyVerdict
+from bot.console.desk import DeskError, HistoryLine, ReplyVerdict
 from bot.console.errors import ConsoleError
 from bot.console.handoff import AlreadyClaimed, Handoff, HandoffStore, Outcome, State
 from bot.console.inbox import InboxFilter, InboxItem
@@ -905,9 +905,13 @@ def console_blueprint(parts: ConsoleParts) -> Blueprint:
         return "Verification question: " + str(verdict_json(verdict)["message"])
 
     @conversation_action("verified")
-    def mark_verified(cid: str) -> str:
-        parts.desk.mark_verified(cid, _user().actor)
-        return "Marked as verified: you may now speak about the debt."
+    def check_verification(cid: str) -> str:
+        if parts.desk.check_verification(cid, _user().actor):
+            return "Their answer matches the account: verified. You may now speak about the debt."
+        raise DeskError(
+            "Their last message does not match the account: they are not verified. "
+            "Say nothing about the debt."
+        )
 
     @conversation_action("note")
     def note(cid: str) -> str:

@@ -9,7 +9,7 @@ import json
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -395,11 +395,24 @@ def test_the_verification_question_is_the_dialogues_in_the_persons_language(worl
     assert texts[0].endswith("Could you tell me your date of birth?")
 
 
-def test_marking_verified_sets_the_slot_in_rasa(world: World) -> None:
+def test_the_persons_answer_is_checked_as_the_dialogue_checks_it_and_only_a_match_verifies(
+    world: World,
+) -> None:
+    world.account = world.add_account("A1", date_of_birth=date(1984, 3, 12))
+    waiting(world)
+    world.desk.claim(CID, ANA)
+    with pytest.raises(DeskError, match="not written an answer"):
+        world.desk.check_verification(CID, ANA)
+    world.person_writes("1 January 1970")
+    assert world.desk.check_verification(CID, ANA) is False
+    assert world.rasa.events.get(CID, []) == [{"event": "pause"}]  # claimed, nothing verified
+    assert world.history.read(CID)[-1].kind == "verification_failed"
     world.person_writes("12 March 1984")
-    world.desk.mark_verified(CID, ANA)
+    assert world.desk.check_verification(CID, ANA) is True
     assert world.rasa.events[CID][-1] == {"event": "slot", "name": "verified", "value": True}
     assert world.history.read(CID)[-1].kind == "verified"
+    kinds = [row["kind"] for row in world.console_audit()]
+    assert "console:verification_failed" in kinds and "console:verified" in kinds
 
 
 def test_sms_segments_are_counted_as_the_desk_sends_them(world: World) -> None:
