@@ -9,7 +9,7 @@
 - ``auth``: sign-in (Flask-Login sessions, argon2, throttling on Redis); ``web``: the blueprint
   mounted at ``/console`` (pages in ``templates/console``, plain JS and CSS in ``static``).
 
-May import: ``bot.store``, ``bot.compliance``, ``bot.conversations``, ``bot.email``,
+May import: ``bot.store``, ``bot.compliance``, ``bot.conversations``, ``bot.outreach``, ``bot.email``,
 ``bot.telegram``, ``bot.config``, ``bot.errors``, ``bot.clock``, ``bot.privacy``, ``channels``,
 ``dialogue.rasa_client`` / ``dialogue.parsing``; never ``bot.runtime`` or ``bot.gateway`` (they
 stand on this: the gateway mounts the console's pages, the runtime builds its parts).

@@ -51,7 +51,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from email.header import decode_header, make_header
 from email.message import Message
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 from zoneinfo import ZoneInfo
 
 import redis
@@ -63,13 +63,22 @@ from bot.compliance.rules import CHANNELS, PAUSE_REASONS, Debtor, Outgoing, Verd
 from bot.config import Config
 from bot.console.errors import ConsoleError
 from bot.console.handoff import AUDIT_MAXLEN, Actor, AlreadyClaimed, Handoff, HandoffStore, NotAllowed, State
-from bot.console.plans import PlanMaker, PlanOption, PlanResult, plan_created_text, policy_for
+from bot.console.plans import (
+    PlanMaker,
+    PlanOption,
+    PlanResult,
+    StoredPlan,
+    plan_changed_text,
+    plan_created_text,
+    policy_for,
+)
 from bot.conversations.deliveries import DeliveryLog
 from bot.conversations.history import ConversationHistory, HistoryEntry
 from bot.conversations.identity import account_id_of
 from bot.conversations.outbound import enqueue_outbound
 from bot.email.dead_letters import DeadLetters
 from bot.email.envelope import EmailEnvelope
+from bot.outreach.payments import is_replaced
 from bot.privacy import mask_email, mask_phone
 from bot.store.accounts import Account, AccountStore
 from bot.store.addresses import AddressBook, AddressStatus
@@ -82,6 +91,7 @@ from channels.cleaning import clean_line, clean_text
 from channels.email_parse import MalformedEmail, html_to_text, parse_email
 from channels.sms_text import prefer_gsm
 from channels.sms_text import segments as sms_segments
+from dialogue.backend import BackendError
 from dialogue.parsing import ContactWindow, parse_contact_window
 from dialogue.plans import Frequency, Plan, PlanError, PlanOutsidePolicy, build_plan, plan_options
 from dialogue.rasa_client import RasaError, RasaRejected
@@ -130,6 +140,8 @@ _REQUEST_KEY = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 PLAN_REQUEST_TTL = 7 * 24 * 3600
 #: How long one request may take before another attempt with its key may go ahead.
 PLAN_LOCK_SECONDS = 60
+#: Plan ids (``RedisDialogueBackend.create_plan``: 16 hex digits; any short token is read).
+_PLAN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 #: Conversation ids are opaque and short (``acct-<id>``, ``acct-<id>~<hash>``, ``anon-<key>``).
 _CONVERSATION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:~@+-]{0,199}$")
 _AGENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
@@ -264,6 +276,8 @@ class ConversationView:
     #: any hour) or is contact the agent starts (contact hours apply).
     last_inbound_at: datetime | None = None
     in_reply_window: bool = False
+    #: ``plans`` described, each with what became of it (active, or replaced by which and when).
+    stored_plans: tuple[StoredPlan, ...] = ()
 
 
 def verified_key(keys: Keys) -> str:
@@ -836,6 +850,12 @@ class Desk:
         plan = self._build_plan(conversation_id, instalment, frequency, first_due)
         return PlanOption.of(plan, account.country)
 
+    def active_plans(self, conversation_id: str) -> list[StoredPlan]:
+        """The account's plans that are still the person's: not replaced by another (what
+        reminders go by, ``bot.outreach.payments.is_replaced``), oldest first."""
+        self._check(conversation_id)
+        return [plan for plan in self._stored_plans(self._account(conversation_id)) if plan.active]
+
     def create_plan(
         self,
         conversation_id: str,
@@ -846,16 +866,35 @@ class Desk:
         *,
         confirmed: bool,
         request_key: str,
+        replaces: str | None = None,
     ) -> PlanResult:
         """Set up the plan the person agreed to (``confirmed``: the agent ticked that they did),
         once per ``request_key`` (the form's: a double click or a retried POST gets the first
         result back, ``repeated``), then tell the person the plan and the payment link in their
         language through the agents' reply path (the gate decides; the verdict is in the
         result). Stored, announced (``plan.created``) and linked exactly as the bot does it.
-        Nothing about the debt before verification."""
+        Nothing about the debt before verification.
+
+        ``replaces``: a change of plan. The new plan replaces that one (one of the account's
+        active plans, else ``DeskError``), which ends: ``replaced_by`` / ``replaced_at`` in its
+        state, the creditor's ``plan.replaced``, no more reminders for it; the person is told the
+        earlier plan ended. The writes go intent, act, result, so a crash between any two leaves
+        the person exactly one plan to be reminded of, and the retry with the same
+        ``request_key`` finishes the change (no second plan, no second message):
+
+        1. the old plan's state records the change started (``replacing`` = the request's key,
+           ``replacing_after`` = how many plans the account has), atomically, once: a second
+           change of the same plan is refused while this one is fresh;
+        2. the new plan is stored (once per request, as any plan): from here reminders skip the
+           old plan (``is_replaced``: the account has more plans than when the change started);
+        3. the old plan is marked replaced and ``plan.replaced`` announced (once);
+        4. the person is told (a fixed outbox id), the history and audit written, and the
+           request's result kept."""
         self._check(conversation_id)
         if not isinstance(request_key, str) or not _REQUEST_KEY.match(request_key):
             raise DeskError("this form is out of date: preview the plan again, then set it up")
+        if replaces is not None and (not isinstance(replaces, str) or not _PLAN_ID.match(replaces)):
+            raise DeskError("the plan to change is not one of this account's plans")
         marker = self.keys.console("plans", "request", request_key)
         done = self.redis.get(marker)
         if done is not None:
@@ -871,6 +910,8 @@ class Desk:
                 "The person is not verified: nothing about the debt may be said yet. Ask the "
                 "verification question first, check the answer, then mark them verified."
             )
+        if replaces is not None:
+            self._check_replaceable(account.account_id, replaces, request_key)
         plan = self._build_plan(conversation_id, instalment, frequency, first_due)
         facts = self._facts(conversation_id)
         addresses = self._addresses(conversation_id, account)
@@ -888,11 +929,19 @@ class Desk:
         try:
             self._hold(conversation_id, agent)
             assert self.plans is not None  # _plan_terms checked it
+            if replaces is not None:
+                self._start_replacing(account.account_id, replaces, request_key)
             created = self.plans.create_plan(
                 account.account_id, conversation_id, plan, kind="plan", channel=channel,
                 message_id=f"console:{request_key}",
             )  # fmt: skip
-            text = plan_created_text(plan, created.payment_link, facts.language, channel, account.country)
+            if replaces is not None:
+                try:
+                    self.plans.replace_plan(replaces, created.plan_id, at=self.clock.now())
+                except BackendError as exc:
+                    raise DeskError(f"The plan could not be changed: {exc}") from exc
+            words = plan_changed_text if replaces is not None else plan_created_text
+            text = words(plan, created.payment_link, facts.language, channel, account.country)
             outbox_id = "agent:" + hashlib.sha256(f"plan:{request_key}".encode()).hexdigest()[:32]
             verdict = self._send(
                 conversation_id, text, channel, facts, by=self._by(agent), kind="agent", verified=True,
@@ -903,19 +952,91 @@ class Desk:
                 conversation_id, "plan_created", by=self._by(agent), text=option.summary, once=request_key,
                 detail={"plan_id": created.plan_id, "frequency": option.frequency,
                         "instalment": str(option.instalment), "first_due": option.first_due.isoformat(),
-                        "count": option.count, "message": verdict.outcome},
+                        "count": option.count, "message": verdict.outcome,
+                        **({"replaces": replaces} if replaces is not None else {})},
             )  # fmt: skip
+            if replaces is not None:
+                self.conversation_history.event(
+                    conversation_id, "plan_replaced", by=self._by(agent), once=request_key,
+                    text=f"Plan {replaces} ended: replaced by plan {created.plan_id}",
+                    detail={"plan_id": replaces, "replaced_by": created.plan_id},
+                )  # fmt: skip
             self._audit(
                 agent, "plan", conversation_id, plan_id=created.plan_id, frequency=option.frequency,
                 count=str(option.count), outcome=verdict.outcome, rule=verdict.rule,
                 outbox_id=verdict.outbox_id,
             )  # fmt: skip
+            if replaces is not None:
+                self._audit(agent, "plan_replaced", conversation_id, plan_id=replaces,
+                            replaced_by=created.plan_id)  # fmt: skip
             self._touch(conversation_id, agent)
-            result = PlanResult(created.plan_id, created.payment_link, option, verdict.to_json())
+            result = PlanResult(
+                created.plan_id, created.payment_link, option, verdict.to_json(), replaced=replaces or ""
+            )
             self.redis.set(marker, json.dumps(result.to_json()), ex=PLAN_REQUEST_TTL)
             return result
         finally:
             self.redis.delete(lock)
+
+    def _plan_state_key(self, plan_id: str) -> str:
+        """What became of a plan (``bot.outreach.payments``: paid, reminded, replaced...)."""
+        return f"{self.keys.plan(plan_id)}:state"
+
+    def _check_replaceable(self, account_id: str, plan_id: str, request_key: str) -> None:
+        """``plan_id`` is one of the account's plans and still active, or this request's own
+        change of it (a retry finishing what a crashed attempt started)."""
+        plans_key = self.keys.account_plans(account_id)
+        ids = [raw.decode() for raw in self.redis.lrange(plans_key, 0, -1)]
+        if plan_id not in ids or not self.redis.exists(self.keys.plan(plan_id)):
+            raise DeskError("The plan to change is not one of this account's plans: reload the page.")
+        state = _decoded(self.redis.hgetall(self._plan_state_key(plan_id)))
+        if state.get("replacing") == request_key:
+            return
+        if is_replaced(state, len(ids)):
+            raise DeskError(
+                "That plan was changed already (it has been replaced): reload the page to see the "
+                "person's current plan."
+            )
+
+    def _start_replacing(self, account_id: str, plan_id: str, request_key: str) -> None:
+        """Record, on the old plan, that this request is changing it (before the new plan is
+        stored): once, atomically; a fresh change by another request is refused, a stale one
+        (its new plan never stored) taken over."""
+        state_key = self._plan_state_key(plan_id)
+        plans_key = self.keys.account_plans(account_id)
+        with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(state_key, plans_key)
+                    # Watched, the pipeline answers at once (typed as a pipeline).
+                    state = _decoded(cast("dict[bytes, bytes]", pipe.hgetall(state_key)))
+                    count = cast("int", pipe.llen(plans_key))
+                    if state.get("replacing") == request_key:
+                        pipe.unwatch()
+                        return
+                    if is_replaced(state, count):
+                        raise DeskError(
+                            "That plan was changed already (it has been replaced): reload the page "
+                            "to see the person's current plan."
+                        )
+                    now = self.clock.timestamp()
+                    try:
+                        started = float(state.get("replacing_at", ""))
+                    except ValueError:
+                        started = None
+                    if state.get("replacing") and started is not None and now - started < PLAN_LOCK_SECONDS:
+                        raise DeskError(
+                            "That plan is being changed right now (another agent, or another tab): "
+                            "reload the page in a minute."
+                        )
+                    pipe.multi()
+                    pipe.hset(state_key, mapping={
+                        "replacing": request_key, "replacing_after": str(count), "replacing_at": repr(now),
+                    })  # fmt: skip
+                    pipe.execute()
+                    return
+                except redis.WatchError:
+                    continue
 
     def _plan_terms(self, conversation_id: str) -> tuple[Account, Any, date]:
         """The account, its plan policy, and today in the person's zone."""
@@ -1109,6 +1230,7 @@ class Desk:
             reasons=tuple(reasons),
             preferences=preferences,
             plans=tuple(self._plans(account)),
+            stored_plans=tuple(self._stored_plans(account)),
             channels={channel: _mask(channel, address) for channel, address in addresses.items()},
             current_channel=self._current_channel(conversation_id, state, addresses),
             language=facts.language,
@@ -1527,6 +1649,33 @@ class Desk:
                 continue
         return plans
 
+    def _stored_plans(self, account: Account | None) -> list[StoredPlan]:
+        """The account's plans, oldest first, each with its state (replaced or not)."""
+        if account is None:
+            return []
+        ids = [raw.decode() for raw in self.redis.lrange(self.keys.account_plans(account.account_id), 0, -1)]
+        if not ids:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for plan_id in ids:
+            pipe.get(self.keys.plan(plan_id))
+            pipe.hgetall(self._plan_state_key(plan_id))
+        replies = pipe.execute()
+        plans = []
+        for n in range(len(ids)):
+            raw, state_raw = replies[2 * n], replies[2 * n + 1]
+            if raw is None:
+                continue
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                continue
+            state = _decoded(state_raw)
+            record.setdefault("plan_id", ids[n])
+            plans.append(StoredPlan.of(record, state, replaced=is_replaced(state, len(ids)),
+                                       country=account.country))  # fmt: skip
+        return plans
+
     @staticmethod
     def _status_flags(status: AddressStatus) -> dict[str, bool]:
         return {
@@ -1646,3 +1795,7 @@ class Desk:
     def _check(conversation_id: str) -> None:
         if not isinstance(conversation_id, str) or not _CONVERSATION_ID.match(conversation_id):
             raise DeskError("unknown conversation")
+
+
+def _decoded(raw: Mapping[bytes, bytes]) -> dict[str, str]:
+    return {key.decode(): value.decode() for key, value in raw.items()}

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
-from decimal import Decimal
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
 from dialogue.backend import CreatedPlan, DialogueSettings
 from dialogue.plans import (
     FREQUENCY_WORDS,
+    Frequency,
+    Instalment,
     Plan,
+    PlanError,
     PlanPolicy,
     Settlement,
     describe_plan,
@@ -31,7 +34,9 @@ __all__ = [
     "PlanMaker",
     "PlanOption",
     "PlanResult",
+    "StoredPlan",
     "describe_option",
+    "plan_changed_text",
     "plan_created_text",
     "policy_for",
 ]
@@ -51,6 +56,11 @@ class PlanMaker(Protocol):
         channel: str = "",
         message_id: str = "",
     ) -> CreatedPlan: ...
+
+    def replace_plan(self, old_plan_id: str, new_plan_id: str, *, at: datetime) -> bool:
+        """Mark the old plan replaced by the new one (``replaced_by``, ``replaced_at`` in
+        ``plan:<old>:state``) and announce ``plan.replaced``; once (``False`` when it was already)."""
+        ...
 
     def settings(self) -> DialogueSettings: ...
 
@@ -118,11 +128,13 @@ class PlanResult:
     verdict: Mapping[str, Any]
     #: The same request came again (a double click, a retried POST): nothing new was done.
     repeated: bool = False
+    #: The plan this one replaced (a change of plan), or ``""``.
+    replaced: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "plan_id": self.plan_id, "payment_link": self.payment_link, "option": self.option.to_json(),
-            "verdict": dict(self.verdict), "repeated": self.repeated,
+            "verdict": dict(self.verdict), "repeated": self.repeated, "replaced": self.replaced,
         }  # fmt: skip
 
     @classmethod
@@ -136,8 +148,70 @@ class PlanResult:
                 end_date=date.fromisoformat(option["end_date"]), line=str(option["line"]),
                 summary=str(option["summary"]), schedule=str(option["schedule"]),
             ),
-            verdict=dict(data["verdict"]), repeated=repeated,
+            verdict=dict(data["verdict"]), repeated=repeated, replaced=str(data.get("replaced") or ""),
         )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class StoredPlan:
+    """A plan of the account as stored (``plan:<id>``) and what became of it (``plan:<id>:state``),
+    described for the agent."""
+
+    plan_id: str
+    kind: str
+    created_at: str
+    payment_link: str
+    #: The plan in words ("3 payments of $40.00 every month, from ..."), or ``""`` if unreadable.
+    summary: str
+    #: Every payment on its own line.
+    schedule: str
+    #: Still the person's plan: not replaced (``bot.outreach.payments.is_replaced``).
+    active: bool = True
+    #: The plan that replaced this one and when (ISO), or ``""`` (also while a change cut short
+    #: after the new plan was stored waits for its retry: then ``active`` is already ``False``).
+    replaced_by: str = ""
+    replaced_at: str = ""
+
+    @classmethod
+    def of(
+        cls,
+        record: Mapping[str, Any],
+        state: Mapping[str, str],
+        *,
+        replaced: bool,
+        country: str | None = None,
+    ) -> StoredPlan:
+        """``replaced``: ``bot.outreach.payments.is_replaced`` for this plan (what reminders go by)."""
+        plan = _plan_of(record)
+        summary = schedule = ""
+        if plan is not None:
+            summary = describe_plan(plan, "en", country)
+            schedule = describe_schedule(plan, "en", country)
+        elif record.get("total"):
+            kind = str(record.get("kind") or "plan").capitalize()
+            summary = f"{kind} of {record['total']} {record.get('currency', '')}"
+        return cls(
+            plan_id=str(record.get("plan_id", "")), kind=str(record.get("kind") or "plan"),
+            created_at=str(record.get("created_at") or ""),
+            payment_link=str(record.get("payment_link") or ""),
+            summary=summary.strip(), schedule=schedule, active=not replaced,
+            replaced_by=state.get("replaced_by", ""), replaced_at=state.get("replaced_at", ""),
+        )  # fmt: skip
+
+
+def _plan_of(record: Mapping[str, Any]) -> Plan | None:
+    """The stored plan as the plan engine's ``Plan`` (to read it back in words)."""
+    try:
+        instalments = tuple(
+            Instalment(date.fromisoformat(i["due"]), Decimal(i["amount"]), bool(i.get("down_payment")))
+            for i in record.get("instalments") or []
+        )
+        if not instalments:
+            return None
+        return Plan(sum((i.amount for i in instalments), Decimal(0)), str(record["currency"]),
+                    Frequency(record["frequency"]), instalments)  # fmt: skip
+    except (KeyError, TypeError, ValueError, InvalidOperation, PlanError):
+        return None
 
 
 #: ``utter_plan_created`` (rasa_project/domain.yml). The dialogue read the plan back before the
@@ -171,9 +245,23 @@ _CREATED_EMAIL = {
 }
 
 
+#: What a change of plan adds in front: the earlier plan has ended (no payments, no reminders).
+_CHANGED = {
+    "en": "Your payment plan has been changed: the earlier plan has ended, and nothing more is due under it.",
+    "es": "Su plan de pagos ha cambiado: el plan anterior ha terminado y ya no hay nada pendiente en él.",
+}
+
+
 def plan_created_text(plan: Plan, link: str, language: str, channel: str, country: str | None = None) -> str:
     """What the person is told once the plan is set up, in their language, for ``channel``."""
     lang = "es" if language == "es" else "en"
     if channel == "email":
         return _CREATED_EMAIL[lang].format(link=link, schedule=describe_schedule(plan, lang, country))
     return _CREATED[lang].format(link=link, summary=describe_plan(plan, lang, country))
+
+
+def plan_changed_text(plan: Plan, link: str, language: str, channel: str, country: str | None = None) -> str:
+    """What the person is told once their plan is changed: the earlier plan has ended, then the new
+    plan and its payment link, as ``plan_created_text``."""
+    lang = "es" if language == "es" else "en"
+    return f"{_CHANGED[lang]}\n\n{plan_created_text(plan, link, lang, channel, country)}"

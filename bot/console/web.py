@@ -662,11 +662,21 @@ def console_blueprint(parts: ConsoleParts) -> Blueprint:
             preferences=view.preferences or {},
             addresses=address_rows(view),
             plan=plan_panel(conversation_id, view),
+            plans=plan_rows(view),
             deferred=[
                 {"outbox_id": m.outbox_id, "channel": m.channel, "text": m.text}
                 for m in parts.desk.deferred_replies(conversation_id)
             ],
         )
+
+    def plan_rows(view: Any) -> list[dict[str, Any]]:
+        """Every plan of the account for its column: current, or ended (replaced by which, when)."""
+        return [
+            {"plan_id": p.plan_id, "active": p.active, "summary": p.summary or p.kind,
+             "payment_link": p.payment_link, "replaced_by": p.replaced_by,
+             "replaced_at": _since(p.replaced_at) if p.replaced_at else ""}
+            for p in view.stored_plans
+        ]  # fmt: skip
 
     def plan_panel(conversation_id: str, view: Any) -> dict[str, Any]:
         """The payment-plan panel: the options, the form (kept from the query string), and the
@@ -695,9 +705,15 @@ def console_blueprint(parts: ConsoleParts) -> Blueprint:
                 error = str(exc)
         if not form["first_due"] and options:
             form["first_due"] = options[0]["first_due"]
+        # The person's current plan(s): a plan set up now replaces one of them (a change of plan).
+        active = [
+            {"plan_id": p.plan_id, "summary": p.summary or p.kind, "schedule": p.schedule,
+             "created": _since(p.created_at) if p.created_at else ""}
+            for p in view.stored_plans if p.active
+        ]  # fmt: skip
         return {
             "available": True, "options": options, "form": form, "preview": preview, "error": error,
-            "frequencies": FREQUENCIES, "verified": view.verified,
+            "frequencies": FREQUENCIES, "verified": view.verified, "active": active,
             # One per page load: the same plan posted twice (a double click, a retry) is one plan.
             "request_key": secrets.token_urlsafe(18),
         }  # fmt: skip
@@ -823,6 +839,7 @@ def console_blueprint(parts: ConsoleParts) -> Blueprint:
             result = parts.desk.create_plan(
                 conversation_id, _user().actor, terms["instalment"], terms["frequency"], terms["first_due"],
                 confirmed=request.form.get("confirmed") == "1", request_key=_text("request_key", 100),
+                replaces=_text("replaces", 64, required=False) or None,
             )  # fmt: skip
         except AlreadyClaimed as exc:
             flash(f"{exc.by} has already claimed this conversation.", "error")
@@ -831,7 +848,15 @@ def console_blueprint(parts: ConsoleParts) -> Blueprint:
             flash(str(exc), "error")
             return redirect(back + "#plan")
         message = verdict_sentence(result.verdict)
-        start = "This plan was already set up (the form was sent twice)" if result.repeated else "Plan set up"
+        if result.replaced:
+            start = (
+                "This change was already made (the form was sent twice)" if result.repeated
+                else f"Plan changed: the earlier plan ({result.replaced}) has ended. New plan"
+            )  # fmt: skip
+        elif result.repeated:
+            start = "This plan was already set up (the form was sent twice)"
+        else:
+            start = "Plan set up"
         flash(f"{start}: {result.option.summary} Payment link and schedule to the person: {message}", "ok")
         return redirect(url_for("console.conversation", conversation_id=conversation_id))
 

@@ -264,6 +264,45 @@ class RedisDialogueBackend:
         OpenerStats(self._redis, self._keys).record(account_id, "plan")
         return CreatedPlan(plan_id=plan_id, payment_link=link)
 
+    def replace_plan(self, old_plan_id: str, new_plan_id: str, *, at: datetime) -> bool:
+        """Mark ``old_plan_id`` replaced by ``new_plan_id`` (a plan of the same account, stored
+        already): ``replaced_by`` and ``replaced_at`` in ``plan:<old>:state`` (reminders skip it from
+        then on), and the creditor's ``plan.replaced`` event. Once: marked by this plan already, it
+        does nothing and returns ``False``; marked by another, ``BackendError``."""
+        state_key = f"{self._keys.plan(old_plan_id)}:state"
+        try:
+            old_raw, new_raw = self._redis.mget([self._keys.plan(old_plan_id), self._keys.plan(new_plan_id)])
+            current = self._redis.hget(state_key, "replaced_by")
+        except redis.RedisError as exc:
+            raise BackendError(f"plans unavailable: {exc}") from exc
+        if old_raw is None or new_raw is None or old_plan_id == new_plan_id:
+            raise BackendError(f"cannot replace plan {old_plan_id!r} with {new_plan_id!r}: no such plan")
+        account_id = str(json.loads(old_raw).get("account_id", ""))
+        if str(json.loads(new_raw).get("account_id", "")) != account_id:
+            raise BackendError("a plan is replaced only by another plan of the same account")
+        if current is not None:
+            if current.decode() == new_plan_id:
+                return False
+            raise BackendError(f"plan {old_plan_id} was replaced by {current.decode()} already")
+        # Announced before it is marked, as plan.created is: a crash in between announces it again
+        # on the retry (the same plan ids, which the creditor can de-duplicate on) rather than never.
+        self._events.announce(
+            "plan.replaced",
+            {"plan_id": old_plan_id, "replaced_by": new_plan_id, "account_id": account_id,
+             "at": at.isoformat()},
+        )  # fmt: skip
+        try:
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.hsetnx(state_key, "replaced_by", new_plan_id)
+            pipe.hsetnx(state_key, "replaced_at", at.isoformat())
+            pipe.hget(state_key, "replaced_by")
+            _, _, marked = pipe.execute()
+        except redis.RedisError as exc:
+            raise BackendError(f"plans unavailable: {exc}") from exc
+        if marked is None or marked.decode() != new_plan_id:
+            raise BackendError(f"plan {old_plan_id} was replaced by another plan in the meantime")
+        return True
+
 
 def _plain(amount: Decimal) -> str:
     return format(amount, "f")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -75,6 +76,23 @@ def _agreed_at(raw: object) -> datetime | None:
     return moment if moment.tzinfo is not None else None
 
 
+def is_replaced(state: Mapping[str, str], plans: int) -> bool:
+    """Whether a plan was replaced by another (changed from the console: ``Desk.create_plan(...,
+    replaces=)``), from its ``plan:<id>:state`` and how many plans its account has now. No reminder
+    and no missed-payment message goes for a replaced plan's instalments.
+
+    Replaced: ``replaced_by`` is set (the change is done), or the change was started
+    (``replacing_after``: how many plans the account had then) and the new plan is stored already
+    (the account has more plans now) but the old one was not marked yet (the change was cut short
+    between the two writes; the retry marks it). Between starting a change and storing the new plan
+    the old one is still the person's plan. So at every moment exactly one of the two is reminded.
+    """
+    if state.get("replaced_by"):
+        return True
+    after = state.get("replacing_after", "")
+    return after.isdigit() and plans > int(after)
+
+
 @dataclass(frozen=True)
 class ImportReport:
     recorded: int
@@ -92,15 +110,19 @@ class PlanPayments:
         return f"{self._keys.plan(plan_id)}:state"
 
     def instalments(self, account_id: str) -> list[tuple[Instalment, dict[str, str]]]:
-        """Every instalment of the account's plans, with its plan's state."""
+        """Every instalment of the account's plans, with its plan's state (replaced plans left
+        out: ``is_replaced``)."""
         out = []
-        for raw_id in self._redis.lrange(self._keys.account_plans(account_id), 0, -1):
+        plan_ids = self._redis.lrange(self._keys.account_plans(account_id), 0, -1)
+        for raw_id in plan_ids:
             plan_id = raw_id.decode()
             raw = self._redis.get(self._keys.plan(plan_id))
             if raw is None:
                 continue
             plan = json.loads(raw)
             state = {k.decode(): v.decode() for k, v in self._redis.hgetall(self._state(plan_id)).items()}
+            if is_replaced(state, len(plan_ids)):
+                continue
             channel, agreed_at = str(plan.get("channel") or ""), _agreed_at(plan.get("created_at"))
             for item in plan.get("instalments") or []:
                 instalment = Instalment(

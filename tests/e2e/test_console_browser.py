@@ -12,6 +12,7 @@ conversation page, and a debtor's markup stays text. The screenshots in the READ
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import threading
@@ -184,12 +185,14 @@ def test_two_agents_claim_at_once_and_one_wins(browser: Any, console: Console) -
         page.goto(f"{console.url}/console/c/{CONVERSATION}")
     for page in pages:  # both press Claim before either answer arrives
         page.evaluate("document.getElementById('claim').click()")
-    for page in pages:
-        page.wait_for_load_state("load")
-    winner = console.product.services.handoff.get(CONVERSATION).agent
+    services = console.product.services
+    wait_for(lambda: services.handoff.get(CONVERSATION).state is State.AGENT, timeout=30, what="a claim")
+    for page in pages:  # each page, once its form's answer came back
+        page.wait_for_selector("#state[data-state='agent']", timeout=30_000)
+    winner = services.handoff.get(CONVERSATION).agent
     assert winner in ("ana", "ben")
     loser = pages[1] if winner == "ana" else pages[0]
-    assert f"{winner} has already claimed this conversation" in loser.inner_text("#messages")
+    loser.wait_for_selector(f"#messages >> text={winner} has already claimed this conversation")
 
 
 def test_a_reply_at_a_quiet_hour_is_deferred_until_the_persons_morning(
@@ -246,3 +249,35 @@ def _last(events: list[dict[str, Any]], kind: str) -> dict[str, Any]:
     found = [event for event in events if event.get("event") == kind]
     assert found, f"no {kind!r} event in the tracker: {[e.get('event') for e in events][-15:]}"
     return found[-1]
+
+
+def test_an_agent_checks_the_answer_then_sets_up_a_plan_the_person_agreed_to(
+    browser: Any, console: Console
+) -> None:
+    _escalated(console)
+    page = _signed_in(browser, console, "ana")
+    page.goto(f"{console.url}/console/c/{CONVERSATION}")
+    page.click("#claim")
+    page.wait_for_selector("#state[data-state='agent']")
+    page.click("#ask-verification")
+    wait_for(lambda: "date of birth" in console.outbox()[-1], timeout=30, what="the verification question")
+    console.sms("14 September 1988", "SMcon9")  # Emily's, from examples/accounts.csv
+    page.wait_for_selector(".history-line.in >> text=14 September 1988", timeout=30_000)
+    page.click("#check-verification")
+    assert "verified" in page.inner_text("#messages").lower()
+    assert page.is_hidden("#not-verified")
+
+    page.click("#plan-use-1")
+    page.wait_for_selector("#plan-preview-box")
+    schedule = page.inner_text("#plan-schedule")
+    assert schedule.strip()  # the schedule, read back before anything is set up
+    page.check("#plan-confirmed")
+    page.click("#plan-create")
+    page.wait_for_selector("#messages >> text=Payment link")
+    services = console.product.services
+    [plan_id] = [m.decode() for m in services.redis.lrange(services.keys.account_plans("ACC-1005"), 0, -1)]
+    link = json.loads(services.redis.get(services.keys.plan(plan_id)) or "{}")["payment_link"]
+    wait_for(lambda: any(link in t for t in console.outbox()), timeout=30,
+             what="the schedule and payment link sent to the person")  # fmt: skip
+    events = [f for _, f in services.redis.xrange(services.keys.events)]
+    assert any(f.get(b"type") == b"plan.created" for f in events), events[-3:]

@@ -312,3 +312,51 @@ def test_without_the_plans_channel_a_reminder_falls_back_to_the_preferred_channe
     reminded = Reminded()
     visit(at(services, datetime(2026, 11, 28, 10, 0, tzinfo=NY), reminded))
     assert reminded.channels == [expected]
+
+
+# --- a plan changed from the console (issue 16) --------------------------------------------------
+
+
+def replaced_by_p2(services: Services, **p1_state: str) -> None:
+    """Plan p2 (three payments of $50.00 from 15 December) beside the fixture's p1, and p1's
+    ``plan:p1:state`` as given (what ``Desk.create_plan(replaces=)`` writes)."""
+    plan = {"currency": "USD", "payment_link": "https://pay.example.com/A1/p2",
+            "instalments": [{"due": d, "amount": "50.00", "down_payment": False}
+                            for d in ("2026-12-15", "2027-01-15", "2027-02-15")]}  # fmt: skip
+    services.redis.set(services.keys.plan("p2"), json.dumps(plan))
+    services.redis.rpush(services.keys.account_plans("A1"), "p2")
+    if p1_state:
+        services.redis.hset(f"{services.keys.plan('p1')}:state", mapping=p1_state)
+
+
+def test_a_replaced_plan_gets_no_reminder_nor_missed_payment_message(services: Services) -> None:
+    replaced_by_p2(services, replaced_by="p2", replaced_at="2026-11-20T15:00:00+00:00")
+    payments = PlanPayments(services.redis, services.keys)
+    assert {i.plan_id for i, _ in payments.instalments("A1")} == {"p2"}
+    reminded = Reminded()
+    # 28 Nov: p1's 1 December would be reminded; 3 Dec: it would be missed. Neither for a replaced plan.
+    visit(at(services, datetime(2026, 11, 28, 10, 0, tzinfo=NY), reminded))
+    visit(at(services, datetime(2026, 12, 3, 10, 0, tzinfo=NY), reminded))
+    assert reminded.sent == []
+    visit(at(services, datetime(2026, 12, 12, 10, 0, tzinfo=NY), reminded))  # p2's first payment
+    [(kind, text)] = reminded.sent
+    assert kind == "reminder" and "https://pay.example.com/A1/p2" in text and "15 de diciembre" in text
+
+
+def test_a_change_cut_short_reminds_the_old_plan_until_the_new_one_is_stored_then_only_the_new(
+    services: Services,
+) -> None:
+    payments = PlanPayments(services.redis, services.keys)
+    day = datetime(2026, 11, 28, 10, 0, tzinfo=NY).date()
+    # The change started (p1's state says so) when the account had one plan; none stored yet.
+    services.redis.hset(
+        f"{services.keys.plan('p1')}:state", mapping={"replacing": "req-x", "replacing_after": "1"}
+    )
+    due = payments.due_message("A1", day, 3)
+    assert due is not None and due[1].plan_id == "p1"
+    # The new plan stored, p1 not marked yet: only the new plan's instalments count.
+    replaced_by_p2(services)
+    assert {i.plan_id for i, _ in payments.instalments("A1")} == {"p2"}
+    assert payments.due_message("A1", day, 3) is None
+    due = payments.due_message("A1", datetime(2026, 12, 12, tzinfo=NY).date(), 3)
+    assert due is not None and due[1].plan_id == "p2"
