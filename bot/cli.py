@@ -397,6 +397,40 @@ def payments_import(config_path: str | None, csv_file: str) -> None:
     sys.exit(1 if report.errors else 0)
 
 
+@main.command("reload")
+@config_option
+@click.option(
+    "--model",
+    "model_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="The model archive (default: the newest, trained first if the data changed).",
+)
+def reload_model(config_path: str | None, model_path: str | None) -> None:
+    """Put a new model into the running Rasa server without a restart: load it (PUT /model),
+    run a canary conversation, and roll back if the canary fails."""
+    from pathlib import Path
+
+    from bot.ops.reload import reload
+    from bot.runtime.model import ensure_model
+
+    config = _load(config_path)
+    if model_path is None:
+        model, _ = ensure_model(config.path(config.rasa.project_dir), config.path(config.rasa.models_dir),
+                                keep=config.rasa.keep_models)  # fmt: skip
+    else:
+        model = Path(model_path)
+    if not model.is_file():
+        click.echo(f"no such model: {model}", err=True)
+        sys.exit(2)
+    result = reload(
+        [config.rasa.url], config.secrets.rasa_token, model, models_dir=config.path(config.rasa.models_dir),
+        say=lambda line: click.echo(line, err=True),
+    )  # fmt: skip
+    click.echo(result.message)
+    sys.exit(0 if result.ok else 1)
+
+
 @main.command("check-config")
 @config_option
 def check_config(config_path: str | None) -> None:
