@@ -397,6 +397,30 @@ def payments_import(config_path: str | None, csv_file: str) -> None:
     sys.exit(1 if report.errors else 0)
 
 
+@main.command("test", context_settings={"ignore_unknown_options": True})
+@config_option
+@click.argument("options", nargs=-1, type=click.UNPROCESSED)
+def test_dialogue(config_path: str | None, options: tuple[str, ...]) -> None:
+    """Test the dialogue: the test stories, the held-out NLU sets (per-intent F1) and the safety
+    checks (crisis recall, opt-out precision), as one table compared with the last saved result;
+    exit 1 on a regression beyond the tolerance. Options: those of `python -m bot.ops.quality`
+    (--tolerance, --no-stories, --csv, --save/--no-save, --results, --model)."""
+    from bot.ops.quality import main as quality
+    from bot.runtime.model import ensure_model
+
+    config = _load(config_path)
+    chosen = list(options)
+    if "--model" not in chosen:
+        model, _ = ensure_model(config.path(config.rasa.project_dir), config.path(config.rasa.models_dir),
+                                keep=config.rasa.keep_models)  # fmt: skip
+        chosen = ["--model", str(model), *chosen]
+    if "--project" not in chosen:
+        chosen = ["--project", str(config.path(config.rasa.project_dir)), *chosen]
+    if "--results" not in chosen:
+        chosen = ["--results", str(config.path("var/quality/last.json")), *chosen]
+    sys.exit(quality(chosen))
+
+
 @main.command("reload")
 @config_option
 @click.option(

@@ -139,8 +139,50 @@ async def _parse_all(model: Path, texts: Sequence[str]) -> list[Parsed]:
     return parsed
 
 
-def _evaluate(model: Path, tests_dir: Path, fail_below: float | None) -> list[str]:
-    """Parse every held-out message with the model once, report, and say what failed."""
+@dataclass(frozen=True)
+class LanguageResult:
+    """One language's held-out NLU set: each message, the model's intent for it, the scores."""
+
+    language: str
+    examples: tuple[tuple[str, str], ...]  # (text, expected intent)
+    predicted: tuple[str, ...]
+    scores: tuple[IntentScore, ...]
+    macro_f1: float
+
+    @property
+    def crisis(self) -> IntentScore | None:
+        return next((s for s in self.scores if s.intent == "crisis"), None)
+
+
+@dataclass(frozen=True)
+class OptOutResult:
+    """One language's held-out opt-out set: each message, what the model said, what the product did."""
+
+    language: str
+    labelled: tuple[tuple[str, bool], ...]  # (text, asks to stop)
+    parsed: tuple[Parsed, ...]
+    opted: tuple[bool, ...]
+    score: OptOutScore
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Everything ``make eval`` reports, as data (``bot.ops.quality`` reads it)."""
+
+    nlu: Mapping[str, LanguageResult]
+    opt_out: Mapping[str, OptOutResult]  # only the languages with an opt-out set
+
+    @property
+    def opt_out_overall(self) -> OptOutScore | None:
+        if not self.opt_out:
+            return None
+        results = list(self.opt_out.values())
+        expected = [wanted for r in results for _, wanted in r.labelled]
+        return score_opt_out(expected, [did for r in results for did in r.opted])
+
+
+def evaluate(model: Path, tests_dir: Path) -> Evaluation:
+    """Parse every held-out message with the model once and score it (no output)."""
     from rasa.shared.nlu.training_data.loading import load_data
 
     nlu: dict[str, list[tuple[str, str]]] = {}
@@ -156,22 +198,44 @@ def _evaluate(model: Path, tests_dir: Path, fail_below: float | None) -> list[st
     texts += [text for s in opt_sets.values() for text in (*s.opt_out, *s.not_opt_out)]
     parsed = iter(asyncio.run(_parse_all(model, texts)))  # one model load for everything
 
-    failed = []
+    languages = {}
     for language, examples in nlu.items():
         predicted = [next(parsed).intent for _ in examples]
-        macro = _report_intents(language, examples, predicted)
-        if macro < (BARS[language] if fail_below is None else fail_below):
-            failed.append(f"{language}: macro F1 {macro:.3f}")
-    if opt_sets:
+        scores, macro = score([intent for _, intent in examples], predicted)
+        languages[language] = LanguageResult(
+            language, tuple(examples), tuple(predicted), tuple(scores), macro
+        )
+    opt_outs = {}
+    for language, opt_set in opt_sets.items():
+        labelled = [(t, True) for t in opt_set.opt_out] + [(t, False) for t in opt_set.not_opt_out]
+        results = [next(parsed) for _ in labelled]
+        opted = [opts_out(text, p) for (text, _), p in zip(labelled, results, strict=True)]
+        opt_outs[language] = OptOutResult(
+            language,
+            tuple(labelled),
+            tuple(results),
+            tuple(opted),
+            score_opt_out([wanted for _, wanted in labelled], opted),
+        )
+    return Evaluation(languages, opt_outs)
+
+
+def _evaluate(model: Path, tests_dir: Path, fail_below: float | None) -> list[str]:
+    """Evaluate, report, and say what failed."""
+    evaluation = evaluate(model, tests_dir)
+    failed = []
+    for language, result in evaluation.nlu.items():
+        _report_intents(result)
+        if result.macro_f1 < (BARS[language] if fail_below is None else fail_below):
+            failed.append(f"{language}: macro F1 {result.macro_f1:.3f}")
+    overall = evaluation.opt_out_overall
+    if overall is not None:
         click.echo("\nopt-out in words (opted out iff top intent opt_out and decide() is OPT_OUT)")
         scores: dict[str, OptOutScore] = {}
-        everything: list[tuple[bool, bool]] = []
-        for language, opt_set in opt_sets.items():
-            labelled = [(t, True) for t in opt_set.opt_out] + [(t, False) for t in opt_set.not_opt_out]
-            results = [next(parsed) for _ in labelled]
-            scores[language], outcomes = _report_opt_out(language, labelled, results)
-            everything += outcomes
-        scores["overall"] = overall = score_opt_out([e for e, _ in everything], [o for _, o in everything])
+        for language, opt_result in evaluation.opt_out.items():
+            _report_opt_out(opt_result)
+            scores[language] = opt_result.score
+        scores["overall"] = overall
         click.echo(f"  overall: precision {overall.precision:.3f}, recall {overall.recall:.3f}")
         problems = opt_out_failures(scores)
         verdict = "; ".join(problems) or "ok"
@@ -180,44 +244,37 @@ def _evaluate(model: Path, tests_dir: Path, fail_below: float | None) -> list[st
     return failed
 
 
-def _report_intents(language: str, examples: Sequence[tuple[str, str]], predicted: Sequence[str]) -> float:
-    scores, macro = score([intent for _, intent in examples], predicted)
-    bar = BARS[language]
-    click.echo(f"\n{language}: {len(examples)} held-out messages")
+def _report_intents(result: LanguageResult) -> None:
+    bar = BARS[result.language]
+    click.echo(f"\n{result.language}: {len(result.examples)} held-out messages")
     click.echo(f"  {'intent':<22} {'precision':>9} {'recall':>7} {'f1':>6} {'n':>4}")
-    for s in scores:
+    for s in result.scores:
         click.echo(f"  {s.intent:<22} {s.precision:>9.2f} {s.recall:>7.2f} {s.f1:>6.2f} {s.support:>4}")
-    verdict = "ok" if macro >= bar else "BELOW THE BAR"
-    click.echo(f"  macro F1 {macro:.3f} (bar {bar:.2f}): {verdict}")
-    crisis = next((s for s in scores if s.intent == "crisis"), None)
+    verdict = "ok" if result.macro_f1 >= bar else "BELOW THE BAR"
+    click.echo(f"  macro F1 {result.macro_f1:.3f} (bar {bar:.2f}): {verdict}")
+    crisis = result.crisis
     if crisis is not None:
         click.echo(
             f"  crisis recall {crisis.recall:.3f} ({round(crisis.recall * crisis.support)}/{crisis.support})"
         )
-    for (text, intent), guess in zip(examples, predicted, strict=True):
+    for (text, intent), guess in zip(result.examples, result.predicted, strict=True):
         if guess != intent:
             click.echo(f"    miss: {text!r} expected {intent}, got {guess}")
-    return macro
 
 
-def _report_opt_out(
-    language: str, labelled: Sequence[tuple[str, bool]], results: Sequence[Parsed]
-) -> tuple[OptOutScore, list[tuple[bool, bool]]]:
-    opted = [opts_out(text, p) for (text, _), p in zip(labelled, results, strict=True)]
-    expected = [wanted for _, wanted in labelled]
-    s = score_opt_out(expected, opted)
+def _report_opt_out(result: OptOutResult) -> None:
+    s = result.score
     click.echo(
-        f"  {language}: precision {s.precision:.3f}, recall {s.recall:.3f} "
+        f"  {result.language}: precision {s.precision:.3f}, recall {s.recall:.3f} "
         f"({s.true_opt_outs}/{s.support} opt-outs, {s.false_opt_outs} false opt-outs, "
-        f"{len(labelled) - s.support} messages that are not opt-outs)"
+        f"{len(result.labelled) - s.support} messages that are not opt-outs)"
     )
-    for (text, wanted), p, did in zip(labelled, results, opted, strict=True):
+    for (text, wanted), p, did in zip(result.labelled, result.parsed, result.opted, strict=True):
         if wanted != did:
             reading = read_opt_out(text)
             seen = reading.reading.value + (f" {reading.target}" if reading.target else "")
             what = "FALSE OPT-OUT" if did else "not opted out"
             click.echo(f"    {what}: {text!r} ({p.intent} {p.confidence:.2f}, reading {seen})")
-    return s, list(zip(expected, opted, strict=True))
 
 
 # --- calibration of dialogue.opt_out.CONFIDENT --------------------------------------------
