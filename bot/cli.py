@@ -397,6 +397,28 @@ def payments_import(config_path: str | None, csv_file: str) -> None:
     sys.exit(1 if report.errors else 0)
 
 
+@main.command("validate")
+@config_option
+@click.option(
+    "--min-examples",
+    type=int,
+    default=10,
+    show_default=True,
+    help="Examples every intent needs in each language.",
+)
+@click.option("--no-rasa", is_flag=True, help="Only our own checks (skip `rasa data validate`).")
+def validate_dialogue(config_path: str | None, min_examples: int, no_rasa: bool) -> None:
+    """Check the dialogue's data before training: `rasa data validate` plus our own checks (every
+    response in English and Spanish, email variants, nothing about the debt reachable before
+    verification, examples per intent and language, no example under two intents, consistent
+    thresholds). Exit 1 on any problem, each named with its file and what to fix."""
+    from bot.ops.validate import main as validate
+
+    config = _load(config_path)
+    argv = ["--project", str(config.path(config.rasa.project_dir)), "--min-examples", str(min_examples)]
+    sys.exit(validate([*argv, *(["--no-rasa"] if no_rasa else [])]))
+
+
 @main.command("test", context_settings={"ignore_unknown_options": True})
 @config_option
 @click.argument("options", nargs=-1, type=click.UNPROCESSED)

@@ -30,3 +30,31 @@ def test_debtbot_test_measures_the_current_model_and_passes_options_on(
     assert argv[argv.index("--project") + 1] == str(ROOT / "rasa_project")
     assert argv[argv.index("--results") + 1] == str(ROOT / "var" / "quality" / "last.json")
     assert argv[-2:] == ["--no-stories", "--csv"]
+
+
+def test_debtbot_validate_checks_this_configurations_project(tmp_path: Path) -> None:
+    import shutil
+
+    import yaml
+
+    ran = CliRunner().invoke(
+        main, ["validate", "--no-rasa", "--config", str(ROOT / "config.yaml")], env=TEST_SECRETS
+    )
+    assert ran.exit_code == 0, ran.output
+    assert "checks passed" in ran.output
+    # A copy of the project with a response that lost its Spanish: the command says so, exit 1.
+    project = tmp_path / "rasa_project"
+    shutil.copytree(
+        ROOT / "rasa_project", project, ignore=shutil.ignore_patterns("models", ".rasa", "results")
+    )
+    domain = yaml.safe_load((project / "domain.yml").read_text())
+    name, variants = next((n, v) for n, v in domain["responses"].items() if len(v) > 1)
+    domain["responses"][name] = [v for v in variants if "es" not in str(v.get("condition"))]
+    (project / "domain.yml").write_text(yaml.safe_dump(domain, allow_unicode=True))
+    config = tmp_path / "config.yaml"
+    settings = yaml.safe_load((ROOT / "config.yaml").read_text())
+    settings.setdefault("rasa", {})["project_dir"] = str(project)
+    config.write_text(yaml.safe_dump(settings, allow_unicode=True))
+    failed = CliRunner().invoke(main, ["validate", "--no-rasa", "--config", str(config)], env=TEST_SECRETS)
+    assert failed.exit_code == 1, failed.output
+    assert name in failed.output
