@@ -397,6 +397,55 @@ def payments_import(config_path: str | None, csv_file: str) -> None:
     sys.exit(1 if report.errors else 0)
 
 
+@main.group()
+def retention() -> None:
+    """Data minimisation: transcripts and trackers past `retention.transcript_days` go; the
+    records the law requires (opt-outs, disputes, plans, payments, the audit) stay for
+    `retention.records_years`. The worker runs it daily; this runs it now."""
+
+
+@retention.command("run")
+@config_option
+def retention_run(config_path: str | None) -> None:
+    """Bring the product's latest events into the analytics store, then delete what is past its time."""
+    from bot.runtime.services import build_services
+
+    config = _load(config_path)
+    services = build_services(config)
+    from bot.ops.analytics.ingest import Ingester
+    from bot.ops.analytics.retention import run_retention
+
+    ingested = Ingester(services.redis, services.keys, services.analytics).run_once()
+    report = run_retention(services.analytics, services.redis, services.keys, services.clock.now(),
+                           config.retention.transcript_days, config.retention.records_years)  # fmt: skip
+    services.redis.set(services.keys.retention_last_run, repr(services.clock.timestamp()))
+    click.echo(f"{ingested} event(s) brought into the analytics store")
+    for line in report.lines():
+        click.echo(line)
+
+
+@main.command("export-story")
+@config_option
+@click.argument("conversation_id")
+@click.option("--name", default=None, help="The story's name (default: conversation_<hash>).")
+def export_story_command(config_path: str | None, conversation_id: str, name: str | None) -> None:
+    """Save a real conversation as a Rasa test story in the project's tests/ folder, with the
+    person's details replaced by consistent placeholders: a bug seen in production becomes a
+    regression test that `rasa test` (and `debtbot test`) runs."""
+    from bot.ops.stories import StoryError, export_story
+    from bot.runtime.services import build_services
+
+    config = _load(config_path)
+    services = build_services(config)
+    try:
+        path = export_story(services.rasa, conversation_id, services.accounts,
+                            config.path(config.rasa.project_dir) / "tests", name=name)  # fmt: skip
+    except StoryError as exc:
+        click.echo(f"{conversation_id}: {exc}", err=True)
+        sys.exit(1)
+    click.echo(str(path))
+
+
 @main.command("validate")
 @config_option
 @click.option(

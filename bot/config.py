@@ -718,6 +718,18 @@ class ConsoleConfig(_Section):
     _zone = validator("zone", allow_reuse=True)(_zone)
 
 
+class RetentionConfig(_Section):
+    """Data minimisation: how long what people wrote is kept, and the records the law requires.
+
+    Transcripts and tracker data (conversation histories and Rasa's trackers in Redis, Rasa's
+    events and the other analytics rows in SQL) go after ``transcript_days``; opt-outs, disputes,
+    plans, payments and the audit stay ``records_years``. ``debtbot retention run`` and a daily run.
+    """
+
+    transcript_days: int = Field(default=90, ge=1, le=3650)
+    records_years: int = Field(default=7, ge=1, le=100)
+
+
 class SimulatorConfig(_Section):
     enabled: StrictBool = True
 
@@ -771,6 +783,7 @@ class Config(_Section):
     care: CareConfig = Field(default_factory=CareConfig)
     outreach: OutreachConfig = Field(default_factory=OutreachConfig)
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
     simulator: SimulatorConfig = Field(default_factory=SimulatorConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 

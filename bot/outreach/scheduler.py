@@ -37,6 +37,10 @@ class SchedulerParts(StoreParts, Protocol):
         deferred by the gate sent at their moment, Rasa history caught up); how much it did."""
         ...
 
+    def ops_housekeeping(self, now: datetime) -> None:
+        """The analytics store's timed work (events into SQL, the daily retention run)."""
+        ...
+
 
 logger = logging.getLogger(__name__)
 
@@ -54,11 +58,15 @@ def tick(services: SchedulerParts, now: datetime | None = None) -> tuple[int, st
     try:
         planner = services.outreach
         released = planner.release_due(now)
-        # Its own failure must not stop outreach (logged; tried again at the next tick).
+        # Their own failures must not stop outreach (logged; tried again at the next tick).
         try:
             released += services.console_housekeeping(now)
         except Exception:
             logger.exception("scheduler: the console's timed work failed; trying again")
+        try:
+            services.ops_housekeeping(now)
+        except Exception:
+            logger.exception("scheduler: the analytics store's timed work failed; trying again")
         run_id = None
         outreach = services.config.outreach
         if outreach.schedule:

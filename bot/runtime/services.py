@@ -34,6 +34,9 @@ from bot.email.envelope import EmailEnvelope
 from bot.email.intake import EmailIntake
 from bot.email.threads import EmailThreads
 from bot.email.unsubscribe import UnsubscribeLinks
+from bot.ops.analytics.ingest import Ingester
+from bot.ops.analytics.retention import run_retention
+from bot.ops.analytics.store import AnalyticsStore, database_url
 from bot.outreach.openers import send_opener, send_reminder
 from bot.outreach.payments import PlanPayments
 from bot.outreach.planner import OUTREACH, OpenerSender, OutreachHandler, OutreachPlanner, ReminderSender
@@ -54,6 +57,9 @@ from channels.telegram import TelegramChannel
 from dialogue.rasa_client import RasaClient
 
 logger = logging.getLogger(__name__)
+
+#: How often retention runs (from the scheduler's tick).
+RETENTION_EVERY_SECONDS = 24 * 3600
 
 
 @dataclass
@@ -187,6 +193,28 @@ class Services:
             logger.info("console: %d deferred agent repl(ies) queued", sent)
         self.desk.flush_tracker_events()
         return len(released) + sent
+
+    @functools.cached_property
+    def analytics(self) -> AnalyticsStore:
+        """The analytics store (SQLite under var/, or PostgreSQL at DATABASE_URL), migrated."""
+        store = AnalyticsStore(database_url(self.config), clock=self.clock)
+        store.migrate()
+        return store
+
+    def ops_housekeeping(self, now: datetime) -> None:
+        """Every tick: the product's events (gate decisions, escalations, claims, plans...) into
+        the analytics store. Once a day: retention (old transcripts and trackers deleted, the
+        records the law requires kept)."""
+        Ingester(self.redis, self.keys, self.analytics).run_once()
+        last = self.redis.get(self.keys.retention_last_run)
+        if last is not None and now.timestamp() - float(last) < RETENTION_EVERY_SECONDS:
+            return
+        retention = self.config.retention
+        report = run_retention(self.analytics, self.redis, self.keys, now, retention.transcript_days,
+                               retention.records_years)  # fmt: skip
+        self.redis.set(self.keys.retention_last_run, repr(now.timestamp()))
+        for line in report.lines():
+            logger.info("retention: %s", line)
 
     @property
     def agents(self) -> AgentQueue:

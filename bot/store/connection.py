@@ -307,6 +307,11 @@ class Keys:
     def console_outcomes(self) -> str:
         return self._k("console", "outcomes")
 
+    # when retention last ran (bot/ops/analytics; the scheduler runs it daily)
+    @property
+    def retention_last_run(self) -> str:
+        return self._k("retention", "last_run")
+
     # the console's own keys (bot/console: sessions, sign-in throttles, deferred agent replies,
     # Rasa events still to deliver, canned replies...): console:<parts>
     def console(self, *parts: str) -> str:
