@@ -53,10 +53,13 @@ local rank = tonumber(ARGV[1])
 if rank < current or (rank == current and current == 2) then
   return 0
 end
-redis.call('HSET', KEYS[1], 'rank', ARGV[1], unpack(ARGV, 3))
+redis.call('HSET', KEYS[1], 'rank', ARGV[1], unpack(ARGV, 4))
 -- The attempt has an outcome now: its intent (and the text it kept) is no longer needed.
 redis.call('HDEL', KEYS[1], 'unsure_since', 'intent_text')
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
+-- Each outcome kept also goes to the deliveries stream (the analytics store reads it), in the
+-- same step: never one without the other.
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', '1000000', '*', 'outbox_id', ARGV[3], unpack(ARGV, 4))
 return 1
 """
 
@@ -142,8 +145,8 @@ class DeliveryLog:
                 fields += [name, value]
         kept = bool(
             self._script(
-                keys=[self._keys.delivery(receipt.outbox_id)],
-                args=[STATUS_RANK[receipt.status], RETENTION_SECONDS, *fields],
+                keys=[self._keys.delivery(receipt.outbox_id), self._keys.deliveries],
+                args=[STATUS_RANK[receipt.status], RETENTION_SECONDS, receipt.outbox_id, *fields],
             )
         )
         return kept

@@ -62,10 +62,14 @@ class AddressStatus:
 
 
 # Atomic so that of two workers handling the same STOP, exactly one sees "newly opted out".
+# The opt-out and its audit record together (the record names the channel, the account and the
+# message that asked; never the address): a record the law requires, kept for years.
 _OPT_OUT = """
 if redis.call('HSETNX', KEYS[1], 'opted_out', ARGV[1]) == 0 then return 0 end
 if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'account_id', ARGV[2]) end
 redis.call('HSET', KEYS[1], 'opted_out_by', ARGV[3])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', '1000000', '*', 'kind', 'opt_out', 'channel', ARGV[4],
+           'account_id', ARGV[2], 'by_message', ARGV[3], 'at', ARGV[1])
 return 1
 """
 
@@ -136,8 +140,8 @@ class AddressBook:
         if not address:
             return False
         key = self._key(channel, address)
-        args = [str(time.time()), account_id or "", by_message]
-        return bool(self._opt_out_script(keys=[key], args=args))
+        args = [str(time.time()), account_id or "", by_message, channel]
+        return bool(self._opt_out_script(keys=[key, self._keys.audit], args=args))
 
     def opt_in(self, channel: str, address: str) -> None:
         """The person asked to hear from us again on this address."""

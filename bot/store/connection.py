@@ -307,6 +307,12 @@ class Keys:
     def console_outcomes(self) -> str:
         return self._k("console", "outcomes")
 
+    # every delivery outcome kept (stream: outbox_id, channel, status, error_code, conversation_id,
+    # at; no address, no text), for the analytics store
+    @property
+    def deliveries(self) -> str:
+        return self._k("deliveries")
+
     # when retention last ran (bot/ops/analytics; the scheduler runs it daily)
     @property
     def retention_last_run(self) -> str:

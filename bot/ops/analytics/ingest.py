@@ -1,6 +1,6 @@
 """Copies the product's own events from its Redis streams into the analytics store.
 
-Four streams, each read from its cursor (kept in SQL, moved in the same transaction as the rows
+Five streams, each read from its cursor (kept in SQL, moved in the same transaction as the rows
 it covers: a kill between reading and committing loses nothing and stores nothing twice):
 
 - ``audit`` (``keys.audit``): every compliance-gate decision (``sent``, ``deferred``, ``withheld``
@@ -12,13 +12,15 @@ it covers: a kill between reading and committing loses nothing and stores nothin
   ``claimed``, ``reassigned``, ``claim_released``, ``handed_back``, ``closed`` (with the outcome).
 - ``events`` (``keys.events``): the creditor events: ``plan_created``, ``plan_replaced``,
   ``payment`` (``payment.*`` / ``instalment.*``, when the product announces them).
+- ``deliveries`` (``keys.deliveries``): each delivery outcome kept (``delivery_sent``,
+  ``delivery_delivered``, ``delivery_failed``, ``delivery_undelivered``; a gate's withholding
+  carries its rule), with the provider's error code and never its message.
 - ``agent_queue`` (``keys.agent_queue``): ``escalated``, with the reason (never the person's words
   the entry carries: they belong to the transcript, not the analytics).
 
 Rows with an account get its creditor, language and opener wording from Redis. An entry of a kind
 not known here is kept as ``other`` (its own kind in ``detail``); an entry that cannot be read (no
-time, a broken body) is skipped with a log line. Delivery outcomes have no stream yet: nothing of
-them is ingested.
+time, a broken body) is skipped with a log line.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import redis
 from bot.compliance.rules import PAUSE_REASONS
 from bot.ops.analytics.store import AnalyticsStore, EventRow
 from bot.store.connection import Keys
+from channels.base import DeliveryStatus
 
 __all__ = ["KINDS", "REQUIRED_KINDS", "STREAMS", "Ingester", "MalformedEntry", "map_entry"]
 
@@ -59,10 +62,13 @@ _CREDITOR_EVENTS = {"plan.created": "plan_created", "plan.replaced": "plan_repla
 #: orders: bot.compliance.rules.PAUSE_REASONS without the crisis).
 RECORD_REASONS = frozenset(PAUSE_REASONS) - {"crisis"}
 
+#: Delivery outcomes (``channels.base.DeliveryStatus`` values), as ``delivery_<status>`` kinds.
+DELIVERY_STATUSES = frozenset(status.value for status in DeliveryStatus)
+
 #: Every kind this module writes (``console:*`` and ``agent.*`` audit kinds are kept as they are).
 KINDS = frozenset(
     {*_VERDICTS.values(), *_HANDOFF.values(), *_CREDITOR_EVENTS.values(), "payment", "escalated",
-     "opted_out", "opted_in", "other"}
+     "opted_out", "opted_in", "other", *(f"delivery_{status}" for status in DELIVERY_STATUSES)}
 )  # fmt: skip
 #: Kinds kept ``retention.records_years`` wherever they come from (every audit entry is too).
 REQUIRED_KINDS = frozenset(
@@ -83,6 +89,7 @@ STREAMS: tuple[Stream, ...] = (
     Stream("console_events", lambda keys: keys.console_events),
     Stream("events", lambda keys: keys.events),
     Stream("agent_queue", lambda keys: keys.agent_queue),
+    Stream("deliveries", lambda keys: keys.deliveries),
 )
 
 
@@ -101,6 +108,8 @@ def map_entry(stream: str, entry_id: str, fields: Mapping[str, str]) -> EventRow
         return _creditor_event(entry_id, fields)
     if stream == "agent_queue":
         return _escalation(entry_id, fields)
+    if stream == "deliveries":
+        return _delivery(entry_id, fields)
     raise MalformedEntry(f"unknown stream {stream!r}")
 
 
@@ -185,6 +194,27 @@ def _creditor_event(entry_id: str, fields: Mapping[str, str]) -> EventRow:
         account_id=_text(data.get("account_id")), conversation_id=_text(data.get("conversation_id")),
         channel=_text(data.get("channel")),
         detail={"type": event_type, "event_id": fields.get("id", ""), **kept},
+    )  # fmt: skip
+
+
+def _delivery(entry_id: str, fields: Mapping[str, str]) -> EventRow:
+    """A delivery outcome (``delivery_sent``, ``delivery_delivered``, ``delivery_failed``...): the
+    provider's error code, never its message (it may quote the address)."""
+    status = fields.get("status", "")
+    if status not in DELIVERY_STATUSES:
+        raise MalformedEntry(f"unknown delivery status {status[:40]!r}")
+    raw = fields.get("at", "")
+    try:
+        at = datetime.fromisoformat(raw).astimezone(timezone.utc) if raw else _id_time(entry_id)
+    except ValueError:
+        raise MalformedEntry(f"'at' is not a time: {raw[:40]!r}") from None
+    code = fields.get("error_code") or ""
+    return EventRow(
+        source="deliveries", source_id=entry_id, at=at, kind=f"delivery_{status}",
+        conversation_id=fields.get("conversation_id") or None, channel=fields.get("channel") or None,
+        outbox_id=fields.get("outbox_id") or None,
+        rule=code.removeprefix("compliance:") if code.startswith("compliance:") else None,
+        detail={"error_code": code} if code else {},
     )  # fmt: skip
 
 

@@ -222,3 +222,34 @@ def test_unknown_entries_are_kept_as_other_and_unreadable_ones_skipped_with_a_lo
     caplog.clear()
     assert ingester.run_once() == 0
     assert not caplog.records
+
+
+def test_delivery_outcomes_and_a_persons_own_opt_out_reach_the_store_without_addresses(
+    redis_client: redis.Redis[bytes], keys: Keys, store: AnalyticsStore
+) -> None:
+    from bot.conversations.deliveries import DeliveryLog
+    from bot.store.addresses import AddressBook
+    from channels.base import DeliveryReceipt, DeliveryStatus
+
+    addresses = AddressBook(redis_client, keys)
+    log = DeliveryLog(redis_client, keys, addresses)
+    log.record(
+        DeliveryReceipt(outbox_id="o1", channel="sms", status=DeliveryStatus.SENT), conversation_id="acct-A1"
+    )
+    log.record(DeliveryReceipt(outbox_id="o1", channel="sms", status=DeliveryStatus.DELIVERED),
+               conversation_id="acct-A1")  # fmt: skip
+    log.record(DeliveryReceipt(outbox_id="o1", channel="sms", status=DeliveryStatus.SENT))  # stale: not kept
+    log.record(DeliveryReceipt(outbox_id="o2", channel="sms", status=DeliveryStatus.FAILED,
+                               error_code="compliance:quiet_hours", error_message="to +12025550143"))  # fmt: skip
+    assert addresses.opt_out("sms", "+12025550143", "A1", by_message="sms:SM9")
+    assert not addresses.opt_out("sms", "+12025550143", "A1", by_message="sms:SM9")  # once
+    Ingester(redis_client, keys, store).run_once()
+    assert [(r.kind, r.outbox_id) for r in store.events() if r.kind.startswith("delivery_")] == [
+        ("delivery_sent", "o1"), ("delivery_delivered", "o1"), ("delivery_failed", "o2"),
+    ]  # fmt: skip
+    [failed] = store.events("delivery_failed")
+    assert failed.rule == "quiet_hours"
+    [opted] = store.events("opted_out")
+    assert (opted.account_id, opted.channel, opted.required) == ("A1", "sms", True)
+    stored = " ".join(str(r) for r in store.events())
+    assert "2025550143" not in stored

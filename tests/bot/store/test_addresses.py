@@ -43,6 +43,9 @@ def test_unreachable_is_recorded_without_silencing(redis_client: redis.Redis[byt
 
 def test_keys_carry_no_address(redis_client: redis.Redis[bytes]) -> None:
     AddressBook(redis_client, Keys("debtbot")).opt_out("email", "Ana.Lopez@example.com")
-    keys = [k.decode() for k in redis_client.keys("*")]
-    assert keys == [f"debtbot:address:{address_hash('email', 'ana.lopez@example.com')}"]
+    keys = sorted(k.decode() for k in redis_client.keys("*"))
+    assert keys == [f"debtbot:address:{address_hash('email', 'ana.lopez@example.com')}", "debtbot:audit"]
     assert all("example" not in k for k in keys)
+    # The opt-out's audit record names the channel and the message that asked, never the address.
+    [(_, record)] = redis_client.xrange("debtbot:audit")
+    assert record[b"kind"] == b"opt_out" and b"example" not in b"".join(record.values())
