@@ -13,6 +13,7 @@ import httpx
 import redis
 
 from bot.config import Config
+from bot.ops.analytics.store import database_url
 from bot.runtime.supervisor import ProcessSpec
 from bot.store.connection import embedded_redis_host, embedded_redis_password, redis_address, redis_url
 
@@ -44,6 +45,11 @@ def child_env(config: Config) -> dict[str, str]:
     """The environment every child gets: one Redis, the tokens, one config file. Secrets go
     here, never on a command line (``ps`` shows those to every user)."""
     address = redis_address(config)
+    # Rasa's SQL event broker writes every conversation event into the analytics store (its
+    # `events` table); a SQLite file's folder must exist before Rasa opens it.
+    events_url = database_url(config)
+    if events_url.startswith("sqlite:///"):
+        Path(events_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     # Rasa imports our input channel and actions by module name; make the code importable
     # wherever the configuration file lives.
     project_root = str(Path(__file__).resolve().parents[2])
@@ -64,6 +70,7 @@ def child_env(config: Config) -> dict[str, str]:
         "DEBTBOT_REDIS_PREFIX": config.redis.key_prefix,
         "DEBTBOT_ACTIONS_URL": config.rasa.actions_url,
         "DEBTBOT_ACTIONS_TOKEN": config.secrets.actions_token,
+        "DEBTBOT_EVENTS_URL": events_url,
         "PYTHONPATH": python_path,
         "PYTHONUNBUFFERED": "1",
         "RASA_TELEMETRY_ENABLED": "false",

@@ -11,6 +11,7 @@ import redis
 from bot.clock import Clock
 from bot.config import Config, channel_modes
 from bot.console.agents import AgentDirectory, AgentError, Role
+from bot.ops.analytics.store import AnalyticsError, AnalyticsStore, database_url
 from bot.runtime.launch import actions_ready, busy_ports, process_specs, rasa_ready
 from bot.runtime.model import ensure_model
 from bot.runtime.supervisor import Supervisor, SupervisorError, install_signal_handlers
@@ -40,6 +41,12 @@ def run_all(config: Config) -> int:
         config.path(config.rasa.models_dir),
         keep=config.rasa.keep_models,
     )
+    # The analytics store's tables before Rasa's event broker writes into them.
+    try:
+        with AnalyticsStore(database_url(config)) as store:
+            store.migrate()
+    except AnalyticsError as exc:
+        raise SupervisorError(f"cannot start: the analytics store: {exc}") from exc
     supervisor = Supervisor(process_specs(config, model))
     supervisor.say(f"model {model.name} ({'trained now' if trained else 'unchanged, reused'})")
     supervisor.say("channels: " + ", ".join(f"{name} {mode}" for name, mode in channel_modes(config).items()))

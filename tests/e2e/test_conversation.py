@@ -78,3 +78,14 @@ def test_from_the_opener_to_a_created_plan_by_sms(product: Product) -> None:
     assert plan["total"] == "389.99" and plan["frequency"] == "monthly" and len(plan["instalments"]) == 8
     [(_, event)] = product.services.redis.xrange("debtbot:events")
     assert event[b"type"] == b"plan.created"
+
+    # Rasa's SQL event broker wrote the conversation into the analytics store's `events` table.
+    from sqlalchemy import func, select
+
+    from bot.ops.analytics.schema import RASA_EVENTS
+
+    with product.services.analytics.transaction() as connection:
+        count = connection.execute(
+            select(func.count()).select_from(RASA_EVENTS).where(RASA_EVENTS.c.sender_id == "acct-ACC-1002")
+        ).scalar_one()
+    assert count > 10  # every user message, action and slot of it

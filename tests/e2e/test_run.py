@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -101,6 +102,10 @@ def test_run_starts_everything_answers_and_stops_cleanly_on_ctrl_c(
             assert signed_in.status_code == 302, signed_in.text[:500]
             assert client.get("/console/").status_code == 200
         assert (tmp_path / "redis" / "appendonly.aof").exists()
+        # Rasa's event broker writes the conversation into the analytics store made at start-up.
+        with sqlite3.connect(tmp_path / "var" / "analytics.db") as analytics:
+            assert analytics.execute("SELECT count(*) FROM events").fetchone()[0] > 0
+            assert analytics.execute("SELECT count(*) FROM alembic_version").fetchone()[0] == 1
 
         # The embedded Redis asks for its password (made once, mode 0600) and answers with it.
         password_file = tmp_path / "var" / "redis-password"
