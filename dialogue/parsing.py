@@ -37,6 +37,7 @@ Contact windows
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -94,6 +95,18 @@ class ContactWindow:
         if self.after is not None and clock < self.after:
             return False
         return self.before is None or clock < self.before
+
+    def to_json(self) -> str:
+        """The window as stored on the account (``pref:contact_window``; the compliance gate
+        reads it back with ``bot.compliance.gate.window_from_json``)."""
+        return json.dumps(
+            {
+                "after": self.after.isoformat() if self.after else None,
+                "before": self.before.isoformat() if self.before else None,
+                "excluded_weekdays": sorted(self.excluded_weekdays),
+                "weekdays_only": self.weekdays_only,
+            }
+        )
 
 
 def _fold(text: object) -> str | None:

@@ -33,11 +33,10 @@ from pyrate_limiter import Rate, RateItem
 from pyrate_limiter.buckets.redis_bucket import LuaScript, RedisBucket
 
 from bot.clock import Clock
-from bot.config import Config
 from bot.console.agents import Agent, AgentDirectory, Role
 from bot.console.errors import ConsoleError
 from bot.console.handoff import AUDIT_MAXLEN, Actor
-from bot.store.connection import Keys
+from bot.store.connection import Keys, StoreParts
 
 __all__ = [
     "AuthParts",
@@ -57,15 +56,9 @@ class PermissionDenied(ConsoleError):
     """The signed-in agent's role may not do this (a supervisor's page or action)."""
 
 
-class AuthParts(Protocol):
+class AuthParts(StoreParts, Protocol):
     """What signing in needs (``bot.runtime.services.Services`` has it)."""
 
-    @property
-    def config(self) -> Config: ...
-    @property
-    def redis(self) -> redis.Redis[bytes]: ...
-    @property
-    def keys(self) -> Keys: ...
     @property
     def clock(self) -> Clock: ...
     @property

@@ -364,15 +364,8 @@ class DeskBase:
     def _last_inbound(self, conversation_id: str) -> float | None:
         """When the person last wrote in this conversation (its history), if recently enough to
         be among the last entries."""
-        rows = self.redis.xrevrange(self.keys.conversation_history(conversation_id), count=200)
-        for _, fields in rows:
-            try:
-                data = json.loads(fields[b"entry"])
-            except (KeyError, ValueError):
-                continue
-            if data.get("direction") == "in":
-                return float(data.get("at") or 0) or None
-        return None
+        entry = self.conversation_history.last_inbound(conversation_id)
+        return (entry.at or None) if entry is not None else None
 
     def _account(self, conversation_id: str) -> Account | None:
         account_id = account_id_of(conversation_id)

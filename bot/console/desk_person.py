@@ -55,18 +55,6 @@ VERIFICATION_QUESTIONS: Mapping[str, Mapping[str, str]] = {
 }
 
 
-def _window_json(window: ContactWindow) -> str:
-    """The window as the dialogue stores it (``dialogue.actions.preferences.window_json``)."""
-    return json.dumps(
-        {
-            "after": window.after.isoformat() if window.after else None,
-            "before": window.before.isoformat() if window.before else None,
-            "excluded_weekdays": sorted(window.excluded_weekdays),
-            "weekdays_only": window.weekdays_only,
-        }
-    )
-
-
 class DeskPerson(DeskReplies):
     """What an agent does for the person besides replying."""
 
@@ -110,14 +98,8 @@ class DeskPerson(DeskReplies):
 
     def _last_inbound_text(self, conversation_id: str) -> str:
         """What the person last wrote in this conversation (its history), or ``""``."""
-        for _, fields in self.redis.xrevrange(self.keys.conversation_history(conversation_id), count=200):
-            try:
-                data = json.loads(fields[b"entry"])
-            except (KeyError, ValueError):
-                continue
-            if data.get("direction") == "in":
-                return str(data.get("text") or "")
-        return ""
+        entry = self.conversation_history.last_inbound(conversation_id)
+        return entry.text if entry is not None else ""
 
     # --- working the conversation -----------------------------------------------------------------
 
@@ -276,4 +258,4 @@ class DeskPerson(DeskReplies):
             window.weekdays_only and window.excluded_weekdays >= frozenset(range(5))
         ):
             raise DeskError("the contact window leaves no day at all")
-        return _window_json(window)
+        return window.to_json()

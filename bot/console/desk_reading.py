@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
+from dataclasses import fields as dataclass_fields
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -28,21 +29,11 @@ _AUDIT_CHUNK = 2_000
 
 
 @dataclass(frozen=True)
-class HistoryLine:
+class HistoryLine(HistoryEntry):
     """One line of a conversation's history (``HistoryEntry``) with, for what was sent to the
     person, its delivery status: ``queued``, ``sent``, ``delivered``, ``undelivered``,
     ``failed``, ``withheld`` (``rule`` says by what) or ``deferred`` (until ``until``)."""
 
-    id: str
-    at: float
-    direction: str
-    kind: str
-    channel: str = ""
-    text: str = ""
-    #: ``bot``, ``agent:<name>``, ``system``...
-    by: str = ""
-    ref: str = ""
-    detail: Mapping[str, Any] = field(default_factory=dict)
     status: str = ""
     rule: str = ""
     #: Why it failed or was withheld, in words (the provider's or the gate's).
@@ -50,12 +41,8 @@ class HistoryLine:
     until: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id, "at": self.at, "direction": self.direction, "kind": self.kind,
-            "channel": self.channel, "text": self.text, "by": self.by, "ref": self.ref,
-            "detail": dict(self.detail), "status": self.status, "rule": self.rule, "error": self.error,
-            "until": self.until.isoformat() if self.until else None,
-        }  # fmt: skip
+        return {**super().to_json(), "status": self.status, "rule": self.rule, "error": self.error,
+                "until": self.until.isoformat() if self.until else None}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -223,10 +210,7 @@ class DeskReading(DeskBase):
     def _line(
         self, entry: HistoryEntry, known: tuple[dict[bytes, bytes], float | None] | None
     ) -> HistoryLine:
-        line = HistoryLine(
-            id=entry.id, at=entry.at, direction=entry.direction, kind=entry.kind, channel=entry.channel,
-            text=entry.text, by=entry.by, ref=entry.ref, detail=entry.detail,
-        )  # fmt: skip
+        line = HistoryLine(**{f.name: getattr(entry, f.name) for f in dataclass_fields(HistoryEntry)})
         if entry.direction != "out" or known is None:
             return line
         record, deferred = known

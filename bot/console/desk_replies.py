@@ -355,26 +355,20 @@ class DeskReplies(DeskBase):
         """The person's latest email in this conversation, as much of it as threading needs
         (Message-ID, subject, References): from its history entry's detail, or from what the
         desk kept when an agent attached mail set aside. ``None``: they never wrote by email."""
-        rows = self.redis.xrevrange(self.keys.conversation_history(conversation_id), count=500)
-        for _, fields in rows:
-            try:
-                data = json.loads(fields[b"entry"])
-            except (KeyError, ValueError):
-                continue
-            if data.get("direction") != "in" or data.get("channel") != "email":
-                continue
-            message_id = str(data.get("ref") or "").removeprefix("deadletter:email:").removeprefix("email:")
-            detail = data.get("detail") if isinstance(data.get("detail"), dict) else {}
-            kept = {k.decode(): v.decode("utf-8", "replace") for k, v in
-                    self.redis.hgetall(self.email_thread_key(conversation_id)).items()}  # fmt: skip
-            if kept.get("source") == data.get("ref"):
-                detail = {**json.loads(kept.get("thread") or "{}"), **detail}
-                message_id = str(detail.get("message_id") or "")
-            if not message_id.startswith("<"):
-                return None  # no Message-ID to answer (a dead letter without one)
-            references = [str(r) for r in detail.get("references") or () if isinstance(r, str)]
-            return InboundMessage(
-                channel="email", external_id=message_id, sender="", text="",
-                raw={"subject": str(detail.get("subject") or ""), "references": references},
-            )  # fmt: skip
-        return None
+        entry = self.conversation_history.last_inbound(conversation_id, channel="email", scan=500)
+        if entry is None:
+            return None
+        message_id = entry.ref.removeprefix("deadletter:email:").removeprefix("email:")
+        detail: Mapping[str, Any] = entry.detail if isinstance(entry.detail, dict) else {}
+        kept = {k.decode(): v.decode("utf-8", "replace") for k, v in
+                self.redis.hgetall(self.email_thread_key(conversation_id)).items()}  # fmt: skip
+        if kept.get("source") == entry.ref:
+            detail = {**json.loads(kept.get("thread") or "{}"), **detail}
+            message_id = str(detail.get("message_id") or "")
+        if not message_id.startswith("<"):
+            return None  # no Message-ID to answer (a dead letter without one)
+        references = [str(r) for r in detail.get("references") or () if isinstance(r, str)]
+        return InboundMessage(
+            channel="email", external_id=message_id, sender="", text="",
+            raw={"subject": str(detail.get("subject") or ""), "references": references},
+        )  # fmt: skip

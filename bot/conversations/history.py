@@ -121,6 +121,21 @@ class ConversationHistory:
         last = raw.pop("_last", "")
         return last, raw
 
+    def last_inbound(
+        self, conversation_id: str, *, channel: str = "", scan: int = 200
+    ) -> HistoryEntry | None:
+        """What the person last wrote (on ``channel``, when given), if among the last ``scan``
+        entries; an unreadable entry is passed over."""
+        rows = self._redis.xrevrange(self._keys.conversation_history(conversation_id), count=scan)
+        for raw_id, fields in rows:
+            try:
+                entry = _entry(raw_id.decode(), fields)
+            except (KeyError, ValueError):
+                continue
+            if entry.direction == "in" and (not channel or entry.channel == channel):
+                return entry
+        return None
+
     def read(self, conversation_id: str, *, after: str = "", count: int = 1000) -> list[HistoryEntry]:
         """The history, oldest first; ``after`` an entry id: only what came after it."""
         start = f"({after}" if after else "-"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -232,18 +231,6 @@ def describe_window(window: ContactWindow, language: str) -> str:
     return ", ".join(parts)
 
 
-def window_json(window: ContactWindow) -> str:
-    """The window as stored on the account (read by the outreach scheduler)."""
-    return json.dumps(
-        {
-            "after": window.after.isoformat() if window.after else None,
-            "before": window.before.isoformat() if window.before else None,
-            "excluded_weekdays": sorted(window.excluded_weekdays),
-            "weekdays_only": window.weekdays_only,
-        }
-    )
-
-
 class ActionSetContactTime(Action):
     """Stores when the person prefers to be contacted, and confirms it in plain words."""
 
@@ -259,7 +246,7 @@ class ActionSetContactTime(Action):
             dispatcher.utter_message(response="utter_ask_contact_time")
             return []
         if identity.account_id:
-            backend().set_preference(identity.account_id, "contact_window", window_json(window))
+            backend().set_preference(identity.account_id, "contact_window", window.to_json())
         dispatcher.utter_message(
             response="utter_contact_time_set", window=describe_window(window, identity.language)
         )

@@ -47,3 +47,19 @@ def test_where_the_person_last_wrote_from_is_kept_per_channel(redis_client: redi
 def test_a_message_without_a_conversation_is_not_kept(redis_client: redis.Redis[bytes]) -> None:
     history = _history(redis_client, [1.0])
     assert not history.inbound("", source="sms:SM1", channel="sms", text="hi")
+
+
+def test_the_last_thing_the_person_wrote_is_found_on_any_channel_or_on_one(
+    redis_client: redis.Redis[bytes],
+) -> None:
+    history = _history(redis_client, [1.0])
+    assert history.last_inbound("acct-1") is None
+    history.inbound("acct-1", source="email:<m1@x>", channel="email", text="by mail")
+    history.inbound("acct-1", source="sms:SM1", channel="sms", text="by text")
+    history.outbound("acct-1", outbox_id="o1", channel="sms", text="a reply")
+    redis_client.xadd(Keys("test-history").conversation_history("acct-1"), {"entry": "not json"})
+    last = history.last_inbound("acct-1")
+    assert last is not None and (last.channel, last.text) == ("sms", "by text")
+    by_mail = history.last_inbound("acct-1", channel="email")
+    assert by_mail is not None and by_mail.ref == "email:<m1@x>"
+    assert history.last_inbound("acct-1", scan=1) is None  # only the unreadable entry looked at
