@@ -173,6 +173,9 @@ first_valid_uid = {user.pw_uid}
 mail_location = maildir:{root}/mail/%u
 # Tests append hundreds of messages; durability across power loss does not matter here.
 mail_fsync = never
+# IDLE learns of new mail through inotify; where a busy machine has run out of inotify
+# instances dovecot falls back to looking every 30 s, longer than any test waits.
+mailbox_idle_check_interval = 1 secs
 {capability}
 passdb {{
   driver = passwd-file
