@@ -147,7 +147,7 @@ def _agents_fail(exc: Exception) -> None:
 
 @agents.command("add")
 @click.argument("name")
-@click.option("--role", type=click.Choice(["agent", "supervisor"]), default="agent", show_default=True,
+@click.option("--role", type=click.Choice(["agent", "supervisor", "ops"]), default="agent", show_default=True,
               help="what the person may do in the console")  # fmt: skip
 @click.option("--link", is_flag=True,
               help="print a one-time set-password link (24 h) instead of asking the password")  # fmt: skip

@@ -730,6 +730,18 @@ class RetentionConfig(_Section):
     records_years: int = Field(default=7, ge=1, le=100)
 
 
+class OpsConfig(_Section):
+    """The ops pages: what counts as a message the bot did not understand well enough."""
+
+    #: A message whose intent's confidence is under this goes to the NLU inbox and counts as
+    #: *low confidence* in the review (above Rasa's own fallback threshold: these are the
+    #: messages the bot answered while unsure).
+    low_confidence: float = Field(default=0.6, gt=0, le=1)
+    #: Where labelled messages go (relative to the configuration's folder): Rasa NLU data that
+    #: ``debtbot validate`` checks for duplicates and conflicts before it is trained.
+    review_file: str = "rasa_project/data/nlu/review.yml"
+
+
 class SimulatorConfig(_Section):
     enabled: StrictBool = True
 
@@ -784,6 +796,7 @@ class Config(_Section):
     outreach: OutreachConfig = Field(default_factory=OutreachConfig)
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    ops: OpsConfig = Field(default_factory=OpsConfig)
     simulator: SimulatorConfig = Field(default_factory=SimulatorConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 

@@ -55,6 +55,8 @@ class Role(Enum):
 
     AGENT = "agent"
     SUPERVISOR = "supervisor"
+    #: Tunes the dialogue (the ops pages under ``/console/ops``); works no conversation.
+    OPS = "ops"
 
 
 @dataclass(frozen=True)

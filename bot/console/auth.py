@@ -88,6 +88,16 @@ class User(UserMixin):  # type: ignore[misc]  # UserMixin is untyped
         return self.agent.role is Role.SUPERVISOR
 
     @property
+    def is_ops(self) -> bool:
+        """May use the ops pages: the ``ops`` role, and supervisors too."""
+        return self.agent.role in (Role.OPS, Role.SUPERVISOR)
+
+    @property
+    def works_conversations(self) -> bool:
+        """May use the inbox and conversations (agents and supervisors, not ops alone)."""
+        return self.agent.role in (Role.AGENT, Role.SUPERVISOR)
+
+    @property
     def actor(self) -> Actor:
         return Actor.of(self.agent.name, self.agent.role.value)
 

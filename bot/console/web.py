@@ -109,6 +109,8 @@ SECURITY_HEADERS = {
 
 #: Endpoints that answer without sign-in.
 _PUBLIC = {"console.sign_in", "console.set_password", "console.static"}
+#: Endpoints every signed-in role may use (the rest of ``/console`` is for agents and supervisors).
+_ANY_ROLE = {"console.sign_out"}
 #: What a conversation id may look like (``acct-<id>``, ``anon-<channel>.<hash>``).
 _CONVERSATION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:~@+-]{0,199}$")
 _STREAM_ID = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
@@ -401,6 +403,11 @@ def console_blueprint(parts: ConsoleParts) -> Blueprint:
             if "_user_id" in session:
                 session.clear()
             return unauthorized()
+        if not _user().works_conversations and request.endpoint not in _ANY_ROLE:
+            # Ops people tune the dialogue; they do not answer debtors (their pages: /console/ops).
+            if wants_json():
+                return jsonify({"error": "Only agents and supervisors can do this.", "status": 403}), 403
+            return redirect("/console/ops/")
         return None
 
     def supervisor_only(view: F) -> F:

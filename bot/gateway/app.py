@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import redis
-from flask import Flask, jsonify, request
+from flask import Blueprint, Flask, jsonify, request
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
@@ -66,8 +67,10 @@ def create_app(
     *,
     poster: WebhookPoster | None = None,
     health: HealthChecker | None = None,
+    blueprints: Sequence[Blueprint] = (),
 ) -> Flask:
-    """Build the gateway from the process's parts (``poster`` and ``health``: built when not given)."""
+    """Build the gateway from the process's parts (``poster`` and ``health``: built when not given;
+    ``blueprints``: more pages built by the layers above, such as the ops console)."""
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=config.secrets.secret_key,
@@ -95,6 +98,8 @@ def create_app(
         )
     # The agents' console: signed-in pages and their scripts' JSON; CSRF applies to all of it.
     app.register_blueprint(console_blueprint(services))
+    for blueprint in blueprints:
+        app.register_blueprint(blueprint)  # CSRF applies: they are signed-in pages
     _register_error_handlers(app)
     return app
 

@@ -11,6 +11,7 @@ import sys
 from bot.config import load_config
 from bot.errors import ConfigError
 from bot.gateway.app import create_app
+from bot.ops.web import ops_blueprint
 from bot.privacy import setup_logging
 from bot.runtime.services import build_services
 
@@ -21,4 +22,5 @@ except ConfigError as exc:
     raise SystemExit(2) from None
 
 setup_logging(_config.logging.level)
-app = create_app(_config, build_services(_config))
+_services = build_services(_config)
+app = create_app(_config, _services, blueprints=[ops_blueprint(_services)])
