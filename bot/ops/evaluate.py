@@ -14,8 +14,10 @@ chosen: from the training data only, by cross-validation (see :func:`calibrate_o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -23,6 +25,7 @@ from typing import Any, cast
 import click
 import yaml
 
+from bot.ops.progress import Bar
 from dialogue.opt_out import OptOutDecision, Reading, decide, read_opt_out
 
 #: Held-out macro F1 each language must reach.
@@ -122,7 +125,7 @@ def opt_out_failures(scores: Mapping[str, OptOutScore]) -> list[str]:
     return failures
 
 
-async def _parse_all(model: Path, texts: Sequence[str]) -> list[Parsed]:
+async def _parse_all(model: Path, texts: Sequence[str], progress: Bar | None = None) -> list[Parsed]:
     import logging
 
     from rasa.core.agent import Agent
@@ -136,6 +139,8 @@ async def _parse_all(model: Path, texts: Sequence[str]) -> list[Parsed]:
         result = await agent.parse_message(text)
         intent = result.get("intent") or {}
         parsed.append(Parsed(str(intent.get("name")), float(intent.get("confidence") or 0.0)))
+        if progress is not None:
+            progress.update(1)
     return parsed
 
 
@@ -181,8 +186,11 @@ class Evaluation:
         return score_opt_out(expected, [did for r in results for did in r.opted])
 
 
-def evaluate(model: Path, tests_dir: Path) -> Evaluation:
-    """Parse every held-out message with the model once and score it (no output)."""
+def evaluate(
+    model: Path, tests_dir: Path, *, progress: Callable[[int], AbstractContextManager[Bar]] | None = None
+) -> Evaluation:
+    """Parse every held-out message with the model once and score it (no output; ``progress``
+    makes a bar of the given length that moves with each message parsed)."""
     from rasa.shared.nlu.training_data.loading import load_data
 
     nlu: dict[str, list[tuple[str, str]]] = {}
@@ -196,7 +204,8 @@ def evaluate(model: Path, tests_dir: Path) -> Evaluation:
     }
     texts = [text for examples in nlu.values() for text, _ in examples]
     texts += [text for s in opt_sets.values() for text in (*s.opt_out, *s.not_opt_out)]
-    parsed = iter(asyncio.run(_parse_all(model, texts)))  # one model load for everything
+    with progress(len(texts)) if progress is not None else contextlib.nullcontext(None) as moving:
+        parsed = iter(asyncio.run(_parse_all(model, texts, moving)))  # one model load for everything
 
     languages = {}
     for language, examples in nlu.items():

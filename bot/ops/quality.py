@@ -45,6 +45,7 @@ import yaml
 
 from bot.clock import Clock
 from bot.errors import BotError
+from bot.ops.progress import bar, rasa_tqdm_position
 
 __all__ = [
     "DEFAULT_RESULTS",
@@ -146,27 +147,63 @@ def measure_stories(model: Path, project: Path) -> list[Measurement]:
             "--no-plot",
         ]  # fmt: skip
         env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2"}
-        try:
-            with log.open("wb") as output:
-                result = subprocess.run(
-                    command,
-                    cwd=project,  # as `make rasa-test-stories` runs it
-                    env=env,
-                    stdout=output,
-                    stderr=subprocess.STDOUT,
-                    timeout=STORIES_TIMEOUT_SECONDS,
-                    check=False,
-                )
-        except subprocess.TimeoutExpired as error:
-            raise QualityError(f"rasa test core did not finish in {STORIES_TIMEOUT_SECONDS}s") from error
+        returncode = _run_showing_progress(command, project, env, log)
         report = out_dir / "results" / "story_report.json"
-        if result.returncode != 0 or not report.exists():
+        if returncode != 0 or not report.exists():
             tail = "\n".join(log.read_text(encoding="utf-8", errors="replace").splitlines()[-20:])
-            raise QualityError(f"rasa test core failed (exit code {result.returncode}):\n{tail}")
+            raise QualityError(f"rasa test core failed (exit code {returncode}):\n{tail}")
         return stories_measurements(
             json.loads(report.read_text(encoding="utf-8")),
             (out_dir / "results" / "failed_test_stories.yml").read_text(encoding="utf-8"),
         )
+
+
+def _run_showing_progress(command: list[str], cwd: Path, env: dict[str, str], log: Path) -> int:
+    """Run ``rasa test core`` with its output in ``log``; a bar follows the conversations it has
+    tested (read from its own tqdm lines in the log). Returns the exit code."""
+    deadline = time.monotonic() + STORIES_TIMEOUT_SECONDS
+    with log.open("wb") as output:
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT)
+        shown = 0
+        try:
+            with bar("test stories", len(story_names(cwd / "tests")) or 1) as progress:
+                while True:
+                    try:
+                        return process.wait(timeout=0.5)
+                    except subprocess.TimeoutExpired:
+                        if time.monotonic() > deadline:
+                            raise QualityError(
+                                f"rasa test core did not finish in {STORIES_TIMEOUT_SECONDS}s"
+                            ) from None
+                    position = rasa_tqdm_position(_tail(log))
+                    if position is not None and position[0] > shown:
+                        progress.update(position[0] - shown)
+                        shown = position[0]
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+def _tail(path: Path, size: int = 4096) -> str:
+    with path.open("rb") as handle:
+        handle.seek(max(0, path.stat().st_size - size))
+        return handle.read().decode("utf-8", errors="replace")
+
+
+def story_names(tests_dir: Path) -> list[str]:
+    """The test stories in ``tests_dir``'s YAML files (the bar's length)."""
+    names = []
+    for path in sorted(tests_dir.glob("*.yml")):
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            continue
+        if isinstance(data, dict):
+            names += [
+                str(story.get("story", "")) for story in data.get("stories") or [] if isinstance(story, dict)
+            ]
+    return names
 
 
 def failed_story_names(failed_stories_yaml: str) -> list[str]:
@@ -203,7 +240,9 @@ def measure_nlu(model: Path, tests_dir: Path) -> list[Measurement]:
     from bot.ops.evaluate import evaluate
 
     with contextlib.redirect_stdout(sys.stderr):  # Rasa prints "Loading model" to stdout
-        evaluation = evaluate(model, tests_dir)
+        evaluation = evaluate(
+            model, tests_dir, progress=lambda total: bar("held-out NLU and safety sets", total)
+        )
     measurements = []
     for language, result in evaluation.nlu.items():
         measurements.append(Measurement(f"nlu.{language}.macro_f1", result.macro_f1, True))
