@@ -21,3 +21,7 @@ class NotFound(BotError):
 
 class InvalidRequest(BotError):
     """A request to the gateway is not acceptable; the message says why."""
+
+
+class Unavailable(BotError):
+    """A part the request needs cannot be used right now (a database down); try again later."""

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 import redis
+import sqlalchemy.exc  # type: ignore[import-untyped]  # 1.4, pinned by Rasa: no stubs
 from flask import Blueprint, Flask, jsonify, request
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError, CSRFProtect
@@ -19,7 +20,7 @@ from bot.console.desk import DeskError
 from bot.console.handoff import NotAllowed
 from bot.console.web import ConsoleParts, console_blueprint, error_page
 from bot.email.unsubscribe import UnsubscribeLinks
-from bot.errors import InvalidRequest, NotFound
+from bot.errors import InvalidRequest, NotFound, Unavailable
 from bot.gateway.health import HealthChecker, HealthParts, health_blueprint
 from bot.gateway.simulator import HttpWebhookPoster, SimulatorParts, WebhookPoster, simulator_blueprint
 from bot.gateway.unsubscribe import unsubscribe_blueprint
@@ -58,6 +59,9 @@ STATUS_FOR_ERROR: tuple[tuple[type[Exception], int], ...] = (
     (PermissionDenied, 403),
     # Redis down: the provider must retry later; nothing was accepted.
     (redis.RedisError, 503),
+    # The analytics database down or not migrated (the ops pages): try again later.
+    (Unavailable, 503),
+    (sqlalchemy.exc.OperationalError, 503),
 )
 
 

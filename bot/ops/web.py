@@ -49,6 +49,12 @@ def ops_blueprint(parts: OpsParts) -> Blueprint:
             return _forbidden()
         return None
 
+    @bp.context_processor
+    def common() -> dict[str, object]:
+        # The console's base template shows who is signed in and in which zone times are.
+        me = ops_user() if current_user.is_authenticated else None
+        return {"me": me, "zone": parts.config.console.zone}
+
     @bp.route("/")
     def home() -> ResponseReturnValue:
         return render_template("ops/home.html")

@@ -34,6 +34,7 @@ from bot.email.envelope import EmailEnvelope
 from bot.email.intake import EmailIntake
 from bot.email.threads import EmailThreads
 from bot.email.unsubscribe import UnsubscribeLinks
+from bot.ops.analytics.conversations import summarise
 from bot.ops.analytics.ingest import Ingester
 from bot.ops.analytics.retention import run_retention
 from bot.ops.analytics.store import AnalyticsStore, database_url
@@ -203,9 +204,11 @@ class Services:
 
     def ops_housekeeping(self, now: datetime) -> None:
         """Every tick: the product's events (gate decisions, escalations, claims, plans...) into
-        the analytics store. Once a day: retention (old transcripts and trackers deleted, the
-        records the law requires kept)."""
+        the analytics store, then each conversation with new events summarised for the review and
+        the funnel. Once a day: retention (old transcripts and trackers deleted, the records the
+        law requires kept)."""
         Ingester(self.redis, self.keys, self.analytics).run_once()
+        summarise(self.analytics, low_confidence=self.config.ops.low_confidence)
         last = self.redis.get(self.keys.retention_last_run)
         if last is not None and now.timestamp() - float(last) < RETENTION_EVERY_SECONDS:
             return

@@ -53,3 +53,6 @@ class ConversationFacts:
     #: Set by ops in the review pages.
     tags: tuple[str, ...] = ()
     reviewed: bool = False
+    #: Who marked it reviewed, and when (``None`` while it is not).
+    reviewed_by: str | None = None
+    reviewed_at: datetime | None = None

@@ -6,6 +6,8 @@ law requires stay ``retention.records_years``, then go too.
 - in SQL, ``product_events`` rows that are not records (``required`` false) older than the
   transcript cutoff, records older than the records cutoff, and Rasa's event-broker rows
   (``events``: every one of them is transcript or tracker data) older than the transcript cutoff;
+  ``conversations`` rows (aggregates: times, counts, names, no text) whose last activity is older
+  than the records cutoff, with their tags;
 - in Redis, each conversation's history entries older than the transcript cutoff (``XTRIM MINID``;
   a history left empty goes with the addresses the person wrote from), and each Rasa tracker
   (``<prefix>:tracker:<conversation id>``, Rasa 3.6's ``RedisTrackerStore``) whose latest event
@@ -27,7 +29,8 @@ from typing import Any, cast
 import redis
 import sqlalchemy as sa  # type: ignore[import-untyped]  # 1.4, pinned by Rasa: no stubs
 
-from bot.ops.analytics.schema import PRODUCT_EVENTS, RASA_EVENTS
+from bot.ops.analytics.conversations import clamp_cursors
+from bot.ops.analytics.schema import CONVERSATION_TAGS, CONVERSATIONS, PRODUCT_EVENTS, RASA_EVENTS
 from bot.ops.analytics.store import AnalyticsStore
 from bot.store.connection import Keys
 
@@ -67,6 +70,8 @@ class Report:
     record_rows: int = 0
     #: Rasa's event-broker rows.
     rasa_event_rows: int = 0
+    #: ``conversations`` rows (the review's and the funnel's aggregates).
+    conversation_rows: int = 0
     #: History entries removed, and how many conversations' histories lost some.
     history_entries: int = 0
     histories: int = 0
@@ -79,6 +84,7 @@ class Report:
             f"{self.records_cutoff:%Y-%m-%d %H:%M} UTC:",
             f"  analytics rows deleted: {self.event_rows} (records: {self.record_rows})",
             f"  Rasa event rows deleted: {self.rasa_event_rows}",
+            f"  conversation summaries deleted: {self.conversation_rows}",
             f"  history entries deleted: {self.history_entries} in {self.histories} conversations",
             f"  Rasa trackers deleted: {self.trackers}",
         ]
@@ -110,12 +116,13 @@ def run_retention(
     records = records_cutoff(now, records_years)
     event_rows, record_rows = _delete_rows(store, transcripts, records)
     rasa_rows = _delete_rasa_events(store, transcripts)
+    conversation_rows = _delete_conversations(store, records)
     entries, histories = _trim_histories(client, keys, transcripts)
     trackers = _delete_trackers(client, keys, transcripts)
     report = Report(
         transcript_cutoff=transcripts, records_cutoff=records, event_rows=event_rows + record_rows,
-        record_rows=record_rows, rasa_event_rows=rasa_rows, history_entries=entries, histories=histories,
-        trackers=trackers,
+        record_rows=record_rows, rasa_event_rows=rasa_rows, conversation_rows=conversation_rows,
+        history_entries=entries, histories=histories, trackers=trackers,
     )  # fmt: skip
     logger.info("retention: %s", "; ".join(line.strip() for line in report.lines()))
     return report
@@ -130,7 +137,19 @@ def _delete_rows(store: AnalyticsStore, transcripts: datetime, records: datetime
         required = connection.execute(
             sa.delete(table).where(table.c.required == sa.true(), table.c.at < records)
         ).rowcount
+        clamp_cursors(connection, store.clock.now())
     return int(ordinary), int(required)
+
+
+def _delete_conversations(store: AnalyticsStore, records: datetime) -> int:
+    """The conversations' summaries keep no text, but say who was contacted and how it went: they
+    go with the records, and their tags with them."""
+    table = CONVERSATIONS
+    old = sa.select(table.c.conversation_id).where(table.c.last_at < records)
+    with store.transaction() as connection:
+        # ON DELETE CASCADE would do it; explicit, so it holds whatever the connection's settings.
+        connection.execute(sa.delete(CONVERSATION_TAGS).where(CONVERSATION_TAGS.c.conversation_id.in_(old)))
+        return int(connection.execute(sa.delete(table).where(table.c.last_at < records)).rowcount)
 
 
 def _delete_rasa_events(store: AnalyticsStore, cutoff: datetime) -> int:
@@ -161,6 +180,7 @@ def _delete_rasa_events(store: AnalyticsStore, cutoff: datetime) -> int:
                     break
             if old:
                 deleted += int(connection.execute(sa.delete(table).where(table.c.id.in_(old))).rowcount)
+                clamp_cursors(connection, store.clock.now())
             last_id = rows[-1][0]
         if done or len(rows) < _ROWS:
             return deleted

@@ -6,6 +6,9 @@
   records the law makes us keep (``retention.records_years``); every other row is kept only
   ``retention.transcript_days``.
 - ``ingest_cursors``: per stream, the last entry read (moved in the same transaction as the rows).
+- ``conversations``: one row per conversation (``bot.ops.analytics.facts.ConversationFacts``), built
+  by ``bot.ops.analytics.conversations.summarise`` from the two event tables: times, counts and
+  names, never what anybody wrote; plus whether ops reviewed it. ``conversation_tags``: ops' tags.
 - ``rasa_events``: Rasa's SQL event broker's own table (named ``events`` by Rasa 3.6:
   ``rasa.core.brokers.sql``): created here so the migrations own the whole database and retention
   can trim it; Rasa's ``create_all`` finds it and leaves it alone. This is why ours is not called
@@ -28,6 +31,7 @@ from sqlalchemy import (  # type: ignore[import-untyped]
     Boolean,
     Column,
     DateTime,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -40,6 +44,8 @@ from sqlalchemy.engine import Dialect  # type: ignore[import-untyped]
 from sqlalchemy.types import TypeDecorator  # type: ignore[import-untyped]
 
 __all__ = [
+    "CONVERSATIONS",
+    "CONVERSATION_TAGS",
     "INGEST_CURSORS",
     "METADATA",
     "PRODUCT_EVENTS",
@@ -52,6 +58,7 @@ NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
     "pk": "pk_%(table_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
 }
 
 
@@ -128,6 +135,60 @@ INGEST_CURSORS = Table(
     #: The last entry id stored from it (read on from the next one).
     Column("last_id", String(64), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+#: Rasa's sender ids are up to 255 characters (``events.sender_id``).
+_CONVERSATION_ID = 255
+
+CONVERSATIONS = Table(
+    "conversations",
+    METADATA,
+    Column("conversation_id", String(_CONVERSATION_ID), primary_key=True),
+    Column("account_id", String(_SHORT)),
+    Column("started_at", UtcDateTime(), nullable=False),
+    Column("last_at", UtcDateTime(), nullable=False),
+    Column("channel", String(32)),
+    Column("language", String(8)),
+    Column("creditor", String(_SHORT)),
+    Column("opener_variant", String(64)),
+    Column("contacted_at", UtcDateTime()),
+    Column("replied_at", UtcDateTime()),
+    Column("verified_at", UtcDateTime()),
+    Column("plan_offered_at", UtcDateTime()),
+    Column("plan_created_at", UtcDateTime()),
+    Column("first_payment_at", UtcDateTime()),
+    Column("plan_missed_at", UtcDateTime()),
+    Column("opted_out_at", UtcDateTime()),
+    Column("escalated_at", UtcDateTime()),
+    #: The escalations' reasons, a JSON list of short names.
+    Column("escalation_reasons", Text),
+    Column("outcome", String(64)),
+    Column("user_turns", Integer, nullable=False),
+    Column("fallbacks", Integer, nullable=False),
+    Column("low_confidence", Integer, nullable=False),
+    Column("last_step", String(_SHORT)),
+    #: Set by ops in the review pages (``summarise`` leaves them as they are).
+    Column("reviewed", Boolean(create_constraint=False), nullable=False, default=False),
+    Column("reviewed_by", String(64)),
+    Column("reviewed_at", UtcDateTime()),
+    Index(None, "started_at"),
+    Index(None, "last_at"),
+)
+
+CONVERSATION_TAGS = Table(
+    "conversation_tags",
+    METADATA,
+    Column(
+        "conversation_id",
+        String(_CONVERSATION_ID),
+        ForeignKey("conversations.conversation_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    #: 1-32 characters of ``[a-z0-9 _-]`` (``bot.ops.analytics.conversations.valid_tag``).
+    Column("tag", String(32), primary_key=True),
+    Column("tagged_by", String(64)),
+    Column("tagged_at", UtcDateTime(), nullable=False),
+    Index(None, "tag"),
 )
 
 #: Rasa 3.6's SQL event broker table, exactly as Rasa declares it (``SQLBrokerEvent``):

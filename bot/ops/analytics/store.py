@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection, Engine  # type: ignore[import-untyped]
 
 from bot.clock import Clock
 from bot.config import Config
-from bot.errors import BotError
+from bot.errors import Unavailable
 from bot.ops.analytics.schema import INGEST_CURSORS, PRODUCT_EVENTS
 
 __all__ = ["AnalyticsError", "AnalyticsStore", "EventRow", "database_url"]
@@ -45,7 +45,7 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 _CHUNK = 500
 
 
-class AnalyticsError(BotError):
+class AnalyticsError(Unavailable):
     """The analytics store cannot be used (unreachable, not migrated, a bad URL)."""
 
 

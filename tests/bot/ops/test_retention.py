@@ -14,8 +14,10 @@ import redis
 import sqlalchemy as sa
 
 from bot.clock import Clock
+from bot.ops.analytics.conversations import FactsQuery, load_facts, load_one, save_facts, summarise
+from bot.ops.analytics.facts import ConversationFacts
 from bot.ops.analytics.retention import records_cutoff, run_retention
-from bot.ops.analytics.schema import RASA_EVENTS
+from bot.ops.analytics.schema import CONVERSATION_TAGS, RASA_EVENTS
 from bot.ops.analytics.store import AnalyticsStore, EventRow
 from bot.store.connection import Keys
 
@@ -162,3 +164,53 @@ def test_records_years_counts_calendar_years() -> None:
     assert records_cutoff(leap, 1) == datetime(2027, 2, 28, tzinfo=timezone.utc)
     with pytest.raises(ValueError):
         run_retention(None, None, Keys("t"), datetime(2026, 1, 1), DAYS, YEARS)  # type: ignore[arg-type]
+
+
+def _summary(conversation_id: str, last_at: datetime, *tags: str) -> ConversationFacts:
+    return ConversationFacts(
+        conversation_id=conversation_id, account_id=None, started_at=last_at - timedelta(hours=1),
+        last_at=last_at, channel="sms", language="en", creditor="acme", opener_variant=None,
+        contacted_at=None, replied_at=None, verified_at=None, plan_offered_at=None, plan_created_at=None,
+        first_payment_at=None, plan_missed_at=None, opted_out_at=None, escalated_at=None,
+        escalation_reasons=(), outcome=None, user_turns=1, fallbacks=0, low_confidence=0, last_step=None,
+        tags=tags,
+    )  # fmt: skip
+
+
+def test_conversation_summaries_stay_as_records_then_go_with_their_tags(
+    store: AnalyticsStore, redis_client: redis.Redis, keys: Keys
+) -> None:
+    save_facts(store, [_summary("acct-old", OLD, "bug"), _summary("acct-ancient", ANCIENT, "bug", "tone")])
+    report = run_retention(store, redis_client, keys, NOW, DAYS, YEARS)
+    assert report.conversation_rows == 1
+    assert [f.conversation_id for f in load_facts(store, FactsQuery())] == ["acct-old"]
+    assert load_one(store, "acct-old").tags == ("bug",)  # type: ignore[union-attr]
+    with store.engine.connect() as connection:
+        assert connection.execute(sa.select(sa.func.count()).select_from(CONVERSATION_TAGS)).scalar_one() == 1
+    assert run_retention(store, redis_client, keys, NOW, DAYS, YEARS).conversation_rows == 0
+
+
+def test_the_summary_misses_no_rasa_event_written_after_retention_emptied_the_table(
+    store: AnalyticsStore, redis_client: redis.Redis, keys: Keys
+) -> None:
+    def rasa(sender: str, at: datetime, text: str) -> None:
+        with store.transaction() as connection:
+            event = {"event": "user", "text": text, "timestamp": at.timestamp(),
+                     "parse_data": {"intent": {"name": "greet", "confidence": 0.9}}}  # fmt: skip
+            connection.execute(sa.insert(RASA_EVENTS), [{"sender_id": sender, "data": json.dumps(event)}])
+
+    for n in range(3):
+        rasa("acct-1", OLD + timedelta(minutes=n), "hi")
+    store.add([_row(7, "escalated", OLD, required=False)])
+    assert summarise(store, low_confidence=0.6) == 2
+    run_retention(store, redis_client, keys, NOW, DAYS, YEARS)  # every transcript row goes
+    # SQLite hands the deleted ids out again: the summary must still see the new rows.
+    rasa("acct-2", RECENT, "hello")
+    store.add([_row(8, "escalated", RECENT, required=False)])
+    assert summarise(store, low_confidence=0.6) == 2
+    assert {f.conversation_id for f in load_facts(store, FactsQuery())} == {
+        "acct-1",
+        "acct-7",
+        "acct-2",
+        "acct-8",
+    }

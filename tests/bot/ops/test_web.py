@@ -45,3 +45,16 @@ def test_nothing_under_ops_answers_without_sign_in(web_app: Flask) -> None:
     assert page.status_code == 302 and "/console/sign-in?next=" in page.headers["Location"]
     api = client.get("/console/ops/", headers={"Accept": "application/json"})
     assert api.status_code == 401 and api.get_json()["error"] == "sign in first"
+
+
+def test_every_ops_page_shows_who_is_signed_in_and_the_way_out(ops_client: FlaskClient) -> None:
+    body = ops_client.get("/console/ops/").get_data(as_text=True)
+    assert "olga (ops)" in body and 'id="sign-out"' in body
+
+
+def test_the_analytics_database_down_is_a_503_not_a_500(ops_parts: object, ops_client: FlaskClient) -> None:
+    from bot.ops.analytics.store import AnalyticsStore
+
+    ops_parts.analytics = AnalyticsStore("sqlite:////nonexistent/folder/analytics.db")  # type: ignore[attr-defined]
+    answer = ops_client.get("/console/ops/review")
+    assert answer.status_code == 503
