@@ -385,7 +385,7 @@ def payments_import(config_path: str | None, csv_file: str) -> None:
     config = _load(config_path)
     services = build_services(config)
     try:
-        report = PlanPayments(services.redis, services.keys).import_csv(
+        report = PlanPayments(services.redis, services.keys, services.clock).import_csv(
             Path(csv_file).read_text(encoding="utf-8")
         )
     except BotError as exc:
@@ -465,6 +465,8 @@ def validate_dialogue(config_path: str | None, min_examples: int, no_rasa: bool)
 
     config = _load(config_path)
     argv = ["--project", str(config.path(config.rasa.project_dir)), "--min-examples", str(min_examples)]
+    # What ops labelled in the console's NLU inbox (ops.review_file), wherever it is configured.
+    argv += ["--review-file", str(config.path(config.ops.review_file))]
     sys.exit(validate([*argv, *(["--no-rasa"] if no_rasa else [])]))
 
 

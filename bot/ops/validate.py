@@ -67,6 +67,17 @@ and exits 1 on any problem. The checks:
     files (normalised: entity annotations ``[x](y)`` / ``[x]{...}`` reduced to ``x``, lower
     case, white space collapsed).
 
+``review_file``
+    The review file the ops console's NLU inbox labels messages into (``ops.review_file``,
+    by default ``data/nlu/review.yml`` in the project; ``bot.ops.nlu_inbox.label``), before it
+    is trained: no example twice in it, nor already in the other NLU data under the same intent
+    (a duplicate); no example of it under another intent anywhere (a conflict: reported here,
+    not again by ``example_under_two_intents``); every intent of it in the domain (a new intent
+    labelled in the inbox must be added to domain.yml, with responses and rules, before
+    training); no email, phone number, date of birth, long number or handle left unscrubbed
+    (``bot.ops.nlu_inbox.find_details``; the report shows the example scrubbed, never the
+    detail). An absent review file is fine.
+
 ``config_thresholds``
     ``config.yml``: the FallbackClassifier's ``threshold`` and ``ambiguity_threshold`` and the
     RulePolicy's ``core_fallback_threshold`` lie strictly between 0 and 1; a FallbackClassifier
@@ -95,6 +106,7 @@ from typing import Any
 
 import yaml
 
+from bot.ops.nlu_inbox import find_details, normalise_example, scrub
 from dialogue.language import detect_language
 from dialogue.opt_out import CONFIDENT
 
@@ -136,6 +148,7 @@ EMAIL_VARIANT = "email_variant"
 DEBT_BEFORE_VERIFICATION = "debt_before_verification"
 EXAMPLES_PER_LANGUAGE = "examples_per_language"
 EXAMPLE_UNDER_TWO_INTENTS = "example_under_two_intents"
+REVIEW_FILE = "review_file"
 CONFIG_THRESHOLDS = "config_thresholds"
 PROJECT_FILES = "project_files"
 
@@ -739,11 +752,6 @@ def _strip_entities(text: str) -> str:
     return _ENTITY.sub(r"\1", text)
 
 
-def normalise_example(text: str) -> str:
-    """Entity annotations reduced to their text, lower case, white space collapsed."""
-    return " ".join(_strip_entities(text).casefold().split())
-
-
 def _typed_intents(project: Project) -> list[str]:
     intents = []
     for item in project.domain.get("intents") or []:
@@ -775,15 +783,16 @@ def check_examples_per_language(project: Project, *, min_examples: int = 10) -> 
     return problems
 
 
-def check_example_under_two_intents(project: Project) -> list[Problem]:
-    """No (normalised) example text under two intents, within or across languages."""
+def check_example_under_two_intents(project: Project, *, review_where: str | None = None) -> list[Problem]:
+    """No (normalised) example text under two intents, within or across languages (those with an
+    example of the review file ``review_where`` are :func:`check_review_file`'s)."""
     by_text: dict[str, list[Example]] = defaultdict(list)
     for e in project.examples:
         by_text[normalise_example(e.text)].append(e)
     problems = []
     for text, examples in by_text.items():
         intents = sorted({e.intent for e in examples})
-        if len(intents) < 2:
+        if len(intents) < 2 or any(e.where == review_where for e in examples):
             continue
         places = "; ".join(f"{e.where} line {e.line} ({e.intent})" for e in examples)
         problems.append(
@@ -794,6 +803,94 @@ def check_example_under_two_intents(project: Project) -> list[Problem]:
                 "under the intent it means and delete it (or reword it) under the other.",
             )
         )
+    return problems
+
+
+# --- the NLU inbox's review file -------------------------------------------------------------------
+
+#: Where the review file is in a project when no other is given (``ops.review_file``'s default).
+DEFAULT_REVIEW_FILE = Path("data") / "nlu" / "review.yml"
+
+
+def _review_where(project: Project, path: Path) -> str:
+    try:
+        return project.rel(path.resolve().relative_to(project.root.resolve()).as_posix())
+    except ValueError:
+        return str(path)
+
+
+def _review_examples(project: Project, path: Path, where: str) -> tuple[list[Example], list[Example]]:
+    """(the review file's examples, every other example of the project)."""
+    others = [e for e in project.examples if e.where != where]
+    if any(e.where == where for e in project.examples):
+        return [e for e in project.examples if e.where == where], others
+    content = _load_yaml(path)  # outside data/ (or empty): read on its own
+    examples: list[Example] = []
+    for block in (content.get("nlu") or []) if isinstance(content, Mapping) else []:
+        if isinstance(block, Mapping):
+            examples.extend(_examples_of(block, where, _file_language(path)))
+    return examples, others
+
+
+def check_review_file(project: Project, review_file: Path | None = None) -> list[Problem]:
+    """The review file the NLU inbox writes: duplicates, conflicts, intents not in the domain,
+    scrubbing left undone (nothing when there is no review file)."""
+    path = Path(review_file) if review_file is not None else project.root / DEFAULT_REVIEW_FILE
+    if not path.is_file():
+        return []
+    where = _review_where(project, path)
+    try:
+        review, others = _review_examples(project, path, where)
+    except ProjectError as exc:
+        return [Problem(REVIEW_FILE, where, f"the review file cannot be read: {exc}")]
+    by_text: dict[str, list[Example]] = defaultdict(list)
+    for example in review + others:
+        by_text[normalise_example(example.text)].append(example)
+    problems: list[Problem] = []
+    for example in review:
+        problems += _review_example_problems(example, by_text[normalise_example(example.text)], where)
+    known = {
+        str(next(iter(i))) if isinstance(i, Mapping) else str(i) for i in project.domain.get("intents") or []
+    }
+    for intent in dict.fromkeys(example.intent for example in review):
+        if intent not in known:
+            message = (
+                f"{intent} is a new intent labelled in the NLU inbox, not in the domain: add it to "
+                "domain.yml's intents and give it responses/rules before training."
+            )
+            problems.append(Problem(REVIEW_FILE, f"{where}: intent '{intent}'", message))
+    return problems
+
+
+def _review_example_problems(example: Example, same_text: list[Example], where: str) -> list[Problem]:
+    """One review example's duplicate, conflicts (inside the review file, once: at the later line)
+    and details left unscrubbed."""
+    label = f"{example.where} line {example.line}: intent '{example.intent}'"
+    shown = scrub(example.text)  # a report may end up in a CI log: never a detail left in an example
+    earlier = [o for o in same_text if o is not example and (o.where != where or o.line < example.line)]
+    problems = []
+    twice = [o for o in earlier if o.intent == example.intent]
+    if twice:
+        message = (
+            f"'{shown}' is already an example of {example.intent} ({twice[0].where} line "
+            f"{twice[0].line}): a duplicate teaches nothing; delete it from the review file."
+        )
+        problems.append(Problem(REVIEW_FILE, label, message))
+    for other in (o for o in earlier if o.intent != example.intent):
+        message = (
+            f"'{shown}' is labelled {example.intent} here but is an example of {other.intent} in "
+            f"{other.where}: one text cannot teach two intents; keep it under the intent it means and "
+            "delete the other."
+        )
+        problems.append(Problem(REVIEW_FILE, f"{label} and {other.where} line {other.line} ({other.intent})",
+                                message))  # fmt: skip
+    kinds = sorted({detail.kind for detail in find_details(example.text)})
+    if kinds:
+        message = (
+            f"an example still holds a {' and a '.join(kinds)}: write it scrubbed, as "
+            f"'{shown}' (the NLU inbox scrubs what it writes; this was added by hand)."
+        )
+        problems.append(Problem(REVIEW_FILE, label, message))
     return problems
 
 
@@ -977,6 +1074,7 @@ CHECKS = (
     DEBT_BEFORE_VERIFICATION,
     EXAMPLES_PER_LANGUAGE,
     EXAMPLE_UNDER_TWO_INTENTS,
+    REVIEW_FILE,
     CONFIG_THRESHOLDS,
 )
 
@@ -988,8 +1086,10 @@ def validate(
     run_rasa: bool = True,
     rasa_bin: Path | None = None,
     progress: Callable[[str, int], None] | None = None,
+    review_file: Path | None = None,
 ) -> list[Problem]:
-    """Run every check on the project; ``progress(check, problems)`` after each."""
+    """Run every check on the project; ``progress(check, problems)`` after each. ``review_file``:
+    the NLU inbox's (``ops.review_file``; by default ``data/nlu/review.yml`` in the project)."""
     problems: list[Problem] = []
 
     def ran(check: str, found: list[Problem]) -> None:
@@ -1002,12 +1102,17 @@ def validate(
     except ProjectError as e:
         ran(PROJECT_FILES, [Problem(PROJECT_FILES, str(project_dir), f"cannot read the project: {e}")])
         return problems
+    review_path = Path(review_file) if review_file is not None else project.root / DEFAULT_REVIEW_FILE
+    review_where = _review_where(project, review_path)
     own: dict[str, Callable[[], list[Problem]]] = {
         RESPONSE_LANGUAGES: lambda: check_response_languages(project),
         EMAIL_VARIANT: lambda: check_email_variant(project),
         DEBT_BEFORE_VERIFICATION: lambda: check_debt_before_verification(project),
         EXAMPLES_PER_LANGUAGE: lambda: check_examples_per_language(project, min_examples=min_examples),
-        EXAMPLE_UNDER_TWO_INTENTS: lambda: check_example_under_two_intents(project),
+        EXAMPLE_UNDER_TWO_INTENTS: lambda: check_example_under_two_intents(
+            project, review_where=review_where
+        ),
+        REVIEW_FILE: lambda: check_review_file(project, review_file),
         CONFIG_THRESHOLDS: lambda: check_config_thresholds(project),
     }
     if run_rasa:
@@ -1059,6 +1164,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--min-examples", type=int, default=10, help="examples each intent needs per language (default 10)"
     )
     parser.add_argument("--no-rasa", action="store_true", help="skip rasa data validate (about 20 s)")
+    parser.add_argument(
+        "--review-file",
+        type=Path,
+        default=None,
+        help="the NLU inbox's review file (ops.review_file; default: data/nlu/review.yml in the project)",
+    )
     args = parser.parse_args(argv)
     project = args.project or _default_project()
     run_rasa = not args.no_rasa
@@ -1070,7 +1181,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if run_rasa:
         print(f"validate: {RASA_DATA_VALIDATE}: running rasa data validate...", file=sys.stderr, flush=True)
-    problems = validate(project, min_examples=args.min_examples, run_rasa=run_rasa, progress=progress)
+    problems = validate(
+        project,
+        min_examples=args.min_examples,
+        run_rasa=run_rasa,
+        progress=progress,
+        review_file=args.review_file,
+    )
     print(format_report(problems, checks_run(run_rasa)))
     return 1 if problems else 0
 

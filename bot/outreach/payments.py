@@ -6,6 +6,11 @@ passed without a payment is *missed*: outreach then sends one kind message offer
 re-plan, and before each instalment a reminder. Each instalment carries its plan's channel
 (where the person agreed it: reminders go there first) and when the plan was agreed (no
 reminder comes right after: the confirmation gave the date).
+
+An instalment first marked paid (the import) or missed (its missed-payment message went) is also
+an entry in the audit stream, in the same step as the mark (``instalment.paid`` /
+``instalment.missed``: the plan, account and conversation, the due date; never an amount): the
+analytics read plans kept and broken from them, and payments are records the law keeps.
 """
 
 from __future__ import annotations
@@ -20,12 +25,27 @@ from decimal import Decimal
 
 import redis
 
+from bot.clock import Clock
+from bot.compliance.gate import AUDIT_MAXLEN
 from bot.errors import InvalidRequest
 from bot.store.connection import Keys
 from dialogue.plans import format_date, format_money
 
 #: Kept per instalment on ``plan:<id>:state``: ``paid:<due>``, ``reminded:<due>``, ``missed:<due>``.
 _REQUIRED = ("plan_id", "due_date", "paid_on")
+
+# The mark and its audit entry in one step, the entry only when the mark is new (an import run
+# twice, two workers marking the same miss: one entry). ARGV: field, value, maxlen, entry...
+_MARK_PAID = """
+if redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, 4))
+return 1
+"""
+_MARK_ONCE = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+if #ARGV > 3 then redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, 4)) end
+return 1
+"""
 
 _TEXTS = {
     "reminder": {
@@ -64,6 +84,9 @@ class Instalment:
     channel: str = ""
     #: When the plan was agreed (aware; ``None`` for plans stored without the time).
     agreed_at: datetime | None = None
+    #: The plan's account and the conversation it was agreed in (empty when unknown).
+    account_id: str = ""
+    conversation_id: str = ""
 
 
 def _agreed_at(raw: object) -> datetime | None:
@@ -102,9 +125,12 @@ class ImportReport:
 class PlanPayments:
     """Plans of an account, what was paid, and which reminders went."""
 
-    def __init__(self, client: redis.Redis[bytes], keys: Keys) -> None:
+    def __init__(self, client: redis.Redis[bytes], keys: Keys, clock: Clock | None = None) -> None:
         self._redis = client
         self._keys = keys
+        self._clock = clock or Clock()
+        self._mark_paid = client.register_script(_MARK_PAID)
+        self._mark_once = client.register_script(_MARK_ONCE)
 
     def _state(self, plan_id: str) -> str:
         return f"{self._keys.plan(plan_id)}:state"
@@ -128,7 +154,8 @@ class PlanPayments:
                 instalment = Instalment(
                     plan_id=plan_id, due=date.fromisoformat(item["due"]), amount=Decimal(item["amount"]),
                     currency=plan["currency"], link=plan.get("payment_link", ""), channel=channel,
-                    agreed_at=agreed_at,
+                    agreed_at=agreed_at, account_id=str(plan.get("account_id") or account_id),
+                    conversation_id=str(plan.get("conversation_id") or ""),
                 )  # fmt: skip
                 out.append((instalment, state))
         return out
@@ -149,10 +176,26 @@ class PlanPayments:
         ]  # fmt: skip
         return ("reminder", min(upcoming, key=lambda i: i.due)) if upcoming else None
 
+    def _entry(self, kind: str, plan_id: str, due: date, account_id: str, conversation_id: str,
+               **extra: str) -> list[str]:  # fmt: skip
+        """The audit entry's arguments for the scripts (maxlen, then field, value...)."""
+        fields = {"kind": kind, "plan_id": plan_id, "account_id": account_id,
+                  "conversation_id": conversation_id, "due": due.isoformat(), **extra,
+                  "at": repr(self._clock.timestamp())}  # fmt: skip
+        return [str(AUDIT_MAXLEN), *(item for pair in fields.items() if pair[1] for item in pair)]
+
     def mark(self, kind: str, instalment: Instalment) -> bool:
-        """Remember the message went (``True`` the first time only)."""
-        field = f"{'missed' if kind == 'missed_payment' else 'reminded'}:{instalment.due}"
-        return bool(self._redis.hsetnx(self._state(instalment.plan_id), field, "1"))
+        """Remember the message went (``True`` the first time only); a missed payment's mark is
+        also the audit's ``instalment.missed`` entry, written with it."""
+        missed = kind == "missed_payment"
+        field = f"{'missed' if missed else 'reminded'}:{instalment.due}"
+        entry = (
+            self._entry("instalment.missed", instalment.plan_id, instalment.due, instalment.account_id,
+                        instalment.conversation_id)
+            if missed else []
+        )  # fmt: skip
+        keys = [self._state(instalment.plan_id), self._keys.audit]
+        return bool(self._mark_once(keys=keys, args=[field, "1", *entry]))
 
     def import_csv(self, text: str) -> ImportReport:
         """Record paid instalments; each bad row is named by its line and skipped."""
@@ -173,15 +216,25 @@ class PlanPayments:
             except ValueError:
                 errors.append(f"line {line}: due_date and paid_on must be dates like 2026-12-04")
                 continue
-            raw = self._redis.get(self._keys.plan(row["plan_id"].strip()))
+            plan_id = row["plan_id"].strip()
+            raw = self._redis.get(self._keys.plan(plan_id))
             if raw is None:
-                errors.append(f"line {line}: no plan {row['plan_id'].strip()!r}")
+                errors.append(f"line {line}: no plan {plan_id!r}")
                 continue
-            dues = {item["due"] for item in json.loads(raw).get("instalments") or []}
+            plan = json.loads(raw)
+            dues = {item["due"] for item in plan.get("instalments") or []}
             if due.isoformat() not in dues:
-                errors.append(f"line {line}: plan {row['plan_id'].strip()} has no instalment due {due}")
+                errors.append(f"line {line}: plan {plan_id} has no instalment due {due}")
                 continue
-            self._redis.hset(self._state(row["plan_id"].strip()), f"paid:{due}", paid_on.isoformat())
+            account_id, conversation_id = (
+                str(plan.get("account_id") or ""),
+                str(plan.get("conversation_id") or ""),
+            )
+            entry = self._entry("instalment.paid", plan_id, due, account_id, conversation_id,
+                                paid_on=paid_on.isoformat())  # fmt: skip
+            # Recorded again (a second import), the date is corrected and no second entry written.
+            self._mark_paid(keys=[self._state(plan_id), self._keys.audit],
+                            args=[f"paid:{due}", paid_on.isoformat(), *entry])  # fmt: skip
             recorded += 1
         return ImportReport(recorded, errors)
 

@@ -33,6 +33,7 @@ from bot.store.accounts import Account, AccountStore
 from bot.store.addresses import AddressBook
 from bot.store.connection import Keys
 from bot.store.jobs import Jobs
+from bot.store.opener_stats import RetiredOpeners
 from bot.store.queues import Entry, KeyedQueue
 
 logger = logging.getLogger(__name__)
@@ -190,6 +191,8 @@ class OutreachHandler:
     send_reminder: ReminderSender
     #: What "now" is for every decision (``Services.clock``; the gate reads the same one).
     clock: Clock = dataclasses.field(default_factory=Clock)
+    #: The wordings ops retired (``None``: read from ``client`` and ``keys``, where they live).
+    retired_openers: RetiredOpeners | None = None
 
     def __call__(self, entry: Entry) -> None:
         task = json.loads(entry.payload)
@@ -249,11 +252,32 @@ class OutreachHandler:
             if address:
                 yield channel, address
 
-    def _wording(self, account: Account) -> tuple[OpenerVariant, str, str]:
+    def _retired(self) -> frozenset[str]:
+        openers = self.retired_openers or RetiredOpeners(self.client, self.keys, self.clock)
+        return openers.retired()
+
+    def _wording(
+        self,
+        account: Account,
+        retired: frozenset[str] = frozenset(),
+        warned: set[tuple[str, str]] | None = None,
+    ) -> tuple[OpenerVariant, str, str]:
+        """The account's wording, chosen among those not ``retired`` (``"<language>:<id>"``). When
+        every wording of its language is retired, among them all, with a warning once per batch
+        (``warned``): a switch in the console must never stop people being contacted."""
         language = account.language if account.language in ("en", "es") else "en"
-        variant = choose_variant(
-            account.account_id, self.config.outreach.openers_for(account.creditor, language)
-        )
+        variants = self.config.outreach.openers_for(account.creditor, language)
+        in_use = [v for v in variants if f"{language}:{v.id}" not in retired]
+        if not in_use:
+            warned = set() if warned is None else warned
+            if (account.creditor, language) not in warned:
+                warned.add((account.creditor, language))
+                logger.warning(
+                    "every %s opener wording for %s is retired: using them all until one is restored",
+                    language, account.creditor,
+                )  # fmt: skip
+            in_use = variants
+        variant = choose_variant(account.account_id, in_use)
         text = variant.text.format(first_name=account.first_name, company=self.config.company.display_name)
         return variant, text, language
 
@@ -262,6 +286,8 @@ class OutreachHandler:
         account's first channel in another, the audit and marks written in a third."""
         now = self.clock.now()
         pending: list[_Pending] = []
+        retired: frozenset[str] | None = None  # read once a batch, when the first opener is due
+        warned: set[tuple[str, str]] = set()
         for account_id, (account, times, plans, preferred) in zip(
             account_ids, self._facts(account_ids), strict=True
         ):
@@ -273,7 +299,9 @@ class OutreachHandler:
                 continue
             if not self._due(times, plans, now):
                 continue
-            wording = self._wording(account)
+            if retired is None:
+                retired = self._retired()
+            wording = self._wording(account, retired, warned)
             channels = self.channels_for(account, preferred)
             first = next(channels, None)
             if first is None:

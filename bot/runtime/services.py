@@ -254,7 +254,8 @@ class Services:
             addresses=self.addresses, gate=self.gate, planner=self.outreach,
             send_opener=send or send_opener_now,
             links_chat_for=self.links.chat_for, enabled_channels=frozenset(self.channels),
-            payments=PlanPayments(self.redis, self.keys), send_reminder=remind or send_reminder_now,
+            payments=PlanPayments(self.redis, self.keys, self.clock),
+            send_reminder=remind or send_reminder_now,
             clock=self.clock,
         )  # fmt: skip
 

@@ -58,3 +58,22 @@ def test_debtbot_validate_checks_this_configurations_project(tmp_path: Path) -> 
     failed = CliRunner().invoke(main, ["validate", "--no-rasa", "--config", str(config)], env=TEST_SECRETS)
     assert failed.exit_code == 1, failed.output
     assert name in failed.output
+
+
+def test_debtbot_validate_checks_the_configured_review_file(tmp_path: Path) -> None:
+    import yaml
+
+    nlu = yaml.safe_load((ROOT / "rasa_project" / "data" / "nlu" / "en.yml").read_text())
+    block = next(b for b in nlu["nlu"] if "intent" in b and b["intent"] != "deny")
+    example = block["examples"].splitlines()[0].removeprefix("- ").strip()
+    review = tmp_path / "labelled.yml"
+    # Labelled in the console under another intent than the shipped data's: a conflict.
+    review.write_text(f'version: "3.1"\nnlu:\n- intent: deny\n  examples: |\n    - {example}\n')
+    settings = yaml.safe_load((ROOT / "config.yaml").read_text())
+    settings["rasa"] = {**settings.get("rasa", {}), "project_dir": str(ROOT / "rasa_project")}
+    settings["ops"] = {**settings.get("ops", {}), "review_file": str(review)}
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(settings, allow_unicode=True))
+    ran = CliRunner().invoke(main, ["validate", "--no-rasa", "--config", str(config)], env=TEST_SECRETS)
+    assert ran.exit_code == 1, ran.output
+    assert "review_file" in ran.output and block["intent"] in ran.output

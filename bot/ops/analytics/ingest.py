@@ -5,9 +5,11 @@ it covers: a kill between reading and committing loses nothing and stores nothin
 
 - ``audit`` (``keys.audit``): every compliance-gate decision (``sent``, ``deferred``, ``withheld``
   with the rule and reason), the agents' console actions (``console:*``; ``console:opt_out`` is an
-  ``opted_out``), agent accounts (``agent.*``) and opt-outs (``opt_out``). All of it is the audit:
-  kept ``retention.records_years``. Its ``handoff`` entries repeat ``console_events`` and are not
-  stored twice.
+  ``opted_out``), agent accounts (``agent.*``), ops' switches (``ops:*``: an opener wording retired
+  or restored), opt-outs (``opt_out``) and instalments paid or missed (``instalment.paid`` /
+  ``instalment.missed``: both ``payment`` rows, ``detail["type"]`` telling which). All of it is the
+  audit: kept ``retention.records_years``. Its ``handoff`` entries repeat ``console_events`` and are
+  not stored twice.
 - ``console_events`` (``keys.console_events``): hand-off changes: ``queued_for_agent``,
   ``claimed``, ``reassigned``, ``claim_released``, ``handed_back``, ``closed`` (with the outcome).
 - ``events`` (``keys.events``): the creditor events: ``plan_created``, ``plan_replaced``,
@@ -65,7 +67,7 @@ RECORD_REASONS = frozenset(PAUSE_REASONS) - {"crisis"}
 #: Delivery outcomes (``channels.base.DeliveryStatus`` values), as ``delivery_<status>`` kinds.
 DELIVERY_STATUSES = frozenset(status.value for status in DeliveryStatus)
 
-#: Every kind this module writes (``console:*`` and ``agent.*`` audit kinds are kept as they are).
+#: Every kind this module writes (``console:*``, ``agent.*`` and ``ops:*`` audit kinds are kept as they are).
 KINDS = frozenset(
     {*_VERDICTS.values(), *_HANDOFF.values(), *_CREDITOR_EVENTS.values(), "payment", "escalated",
      "opted_out", "opted_in", "other", *(f"delivery_{status}" for status in DELIVERY_STATUSES)}
@@ -135,12 +137,20 @@ def _audit(entry_id: str, fields: Mapping[str, str]) -> EventRow | None:
         opted = "opted_out" if kind.endswith("opt_out") else "opted_in"
         return replace(base, kind=opted, agent=agent if kind.startswith("console:") else None,
                        reason=fields.get("reason"), detail=_some(fields, "by_message", "role"))  # fmt: skip
-    if kind.startswith(("console:", "agent.")):
+    if kind in _INSTALMENTS:
+        # One kind for both (as the creditor's own payment.* / instalment.* events): the type says
+        # paid or missed, and the conversation's facts read a missed one as a broken plan.
+        return replace(
+            base, kind="payment", detail={"type": kind, **_some(fields, "plan_id", "due", "paid_on")}
+        )
+    if kind.startswith(("console:", "agent.", "ops:")):
         detail = {k: v for k, v in fields.items() if k not in _AUDIT_COLUMNS and k not in _NEVER_STORED}
         return replace(base, kind=kind, agent=agent, detail=detail)
     return replace(base, detail={"kind": kind, **_some(fields, "by", "role")})
 
 
+#: Instalments marked paid or missed (``bot.outreach.payments``).
+_INSTALMENTS = frozenset({"instalment.paid", "instalment.missed"})
 #: Audit fields that have columns of their own.
 _AUDIT_COLUMNS = frozenset({"kind", "at", "account_id", "channel", "conversation_id", "by", "agent"})
 #: Never copied into SQL: addresses (masked or hashed), free text.

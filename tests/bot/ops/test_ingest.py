@@ -253,3 +253,42 @@ def test_delivery_outcomes_and_a_persons_own_opt_out_reach_the_store_without_add
     assert (opted.account_id, opted.channel, opted.required) == ("A1", "sms", True)
     stored = " ".join(str(r) for r in store.events())
     assert "2025550143" not in stored
+
+
+def test_instalments_paid_and_missed_become_payment_rows_told_apart_by_their_type(
+    redis_client: redis.Redis[bytes], keys: Keys, store: AnalyticsStore, ingester: Ingester
+) -> None:
+    at = repr(T0.timestamp())
+    common = {"plan_id": "P1", "account_id": "A1", "conversation_id": CONVERSATION, "at": at}
+    redis_client.xadd(keys.audit, {"kind": "instalment.paid", "due": "2026-04-01", "paid_on": "2026-04-02",
+                                   **common})  # fmt: skip
+    redis_client.xadd(keys.audit, {"kind": "instalment.missed", "due": "2026-05-01", **common})
+    assert ingester.run_once() == 2
+    assert store.kinds() == {"payment": 2}
+    paid, missed = store.events("payment")
+    assert paid.detail == {
+        "type": "instalment.paid",
+        "plan_id": "P1",
+        "due": "2026-04-01",
+        "paid_on": "2026-04-02",
+    }
+    assert missed.detail == {"type": "instalment.missed", "plan_id": "P1", "due": "2026-05-01"}
+    assert all(
+        (row.conversation_id, row.account_id, row.required, row.at) == (CONVERSATION, "A1", True, T0)
+        for row in (paid, missed)
+    )
+
+
+def test_ops_switches_are_kept_as_their_own_kind_with_who_made_them(
+    redis_client: redis.Redis[bytes], keys: Keys, store: AnalyticsStore, ingester: Ingester
+) -> None:
+    from bot.store.opener_stats import RetiredOpeners
+
+    retired = RetiredOpeners(redis_client, keys, Clock(T0))
+    retired.retire("es", "warm", "olga", "reads as pushy")
+    retired.restore("es", "warm", "sue")
+    ingester.run_once()
+    first, second = store.events()
+    assert (first.kind, first.agent, first.required) == ("ops:opener_retired", "olga", True)
+    assert first.detail["wording"] == "es:warm" and first.detail["reason"] == "reads as pushy"
+    assert (second.kind, second.agent) == ("ops:opener_restored", "sue")

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from bot.ops.nlu_inbox import label
 from bot.ops.validate import (
     CHECKS,
     CONFIG_THRESHOLDS,
@@ -20,6 +22,7 @@ from bot.ops.validate import (
     EXAMPLES_PER_LANGUAGE,
     RASA_DATA_VALIDATE,
     RESPONSE_LANGUAGES,
+    REVIEW_FILE,
     Problem,
     check_config_thresholds,
     check_rasa_data_validate,
@@ -33,6 +36,7 @@ from bot.ops.validate import (
 )
 
 PROJECT = Path(__file__).resolve().parents[3] / "rasa_project"
+NOW = datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)
 
 
 @pytest.fixture
@@ -450,7 +454,7 @@ def test_a_missing_fallback_classifier_is_reported_when_rules_use_it(project: Pa
 
 
 def test_the_report_says_all_passed_or_counts_per_check() -> None:
-    assert format_report([], CHECKS[1:]) == "all 6 checks passed"
+    assert format_report([], CHECKS[1:]) == "all 7 checks passed"
     report = format_report(
         [
             Problem(RESPONSE_LANGUAGES, "d.yml: response 'x'", "no Spanish"),
@@ -468,7 +472,7 @@ def test_main_passes_on_the_shipped_project(capsys: pytest.CaptureFixture[str]) 
     assert main(["--project", str(PROJECT), "--no-rasa"]) == 0
 
     out, err = capsys.readouterr()
-    assert out.strip() == "all 6 checks passed"
+    assert out.strip() == "all 7 checks passed"
     assert "validate: debt_before_verification: ok" in err and "rasa" not in err
 
 
@@ -485,3 +489,87 @@ def test_an_unreadable_project_is_one_problem(tmp_path: Path) -> None:
     problems = validate(tmp_path, run_rasa=False)
 
     assert [p.check for p in problems] == ["project_files"]
+
+
+# --- the NLU inbox's review file ------------------------------------------------------------------------
+
+
+def write_review(path: Path, blocks: dict[str, list[str]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ['version: "3.1"', "nlu:", "# added by olga at 2026-03-02T15:00:00Z: a comment, not an example"]
+    for intent, examples in blocks.items():
+        lines += [f"- intent: {intent}", "  examples: |", *(f"    - {text}" for text in examples)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_a_review_file_labelled_by_the_inbox_passes(project: Path) -> None:
+    review = project / "data" / "nlu" / "review.yml"
+    label(review, "how much do I still owe you lot", "ask_balance", by="olga", now=NOW,
+          known_intents={"ask_balance"})  # fmt: skip
+    label(review, "can we talk about the amount on the 2nd", "ask_balance", by="olga", now=NOW,
+          known_intents={"ask_balance"})  # fmt: skip
+
+    assert validate(project, run_rasa=False, min_examples=5) == []
+
+
+def test_a_duplicate_in_the_review_file_is_reported(project: Path) -> None:
+    write_review(project / "data" / "nlu" / "review.yml",
+                 {"ask_balance": ["How much do I owe", "what is my total please", "What is my total  please"]})  # fmt: skip
+
+    problems = found(project, REVIEW_FILE)
+
+    assert len(problems) == 2
+    shipped, twice = problems
+    assert "rasa_project/data/nlu/review.yml line 6: intent 'ask_balance'" in shipped.where
+    assert "already an example of ask_balance (rasa_project/data/nlu/en.yml line" in shipped.message
+    assert "review.yml line 8" in twice.where and "(rasa_project/data/nlu/review.yml line 7)" in twice.message
+
+
+def test_a_conflict_with_the_review_file_is_reported_once_naming_both_intents(project: Path) -> None:
+    write_review(project / "data" / "nlu" / "review.yml",
+                 {"hardship": ["how much do i owe", "i lost my job again"], "deny": ["I lost my job again"]})  # fmt: skip
+
+    problems = found(project, REVIEW_FILE)
+
+    assert [p.message.split(":")[0] for p in problems] == [
+        "'how much do i owe' is labelled hardship here but is an example of ask_balance in rasa_project/data/nlu/en.yml",
+        "'I lost my job again' is labelled deny here but is an example of hardship in rasa_project/data/nlu/review.yml",
+    ]
+    assert found(project, EXAMPLE_UNDER_TWO_INTENTS) == []  # not twice
+
+
+def test_a_new_intent_in_the_review_file_must_be_added_to_the_domain(project: Path) -> None:
+    write_review(
+        project / "data" / "nlu" / "review.yml", {"freeze_interest": ["can you freeze the interest"]}
+    )
+
+    (problem,) = found(project, REVIEW_FILE)
+
+    assert problem.where == "rasa_project/data/nlu/review.yml: intent 'freeze_interest'"
+    assert "add it to domain.yml's intents and give it responses/rules before training" in problem.message
+
+
+def test_scrubbing_left_undone_is_reported_without_the_detail(project: Path) -> None:
+    write_review(project / "data" / "nlu" / "review.yml",
+                 {"change_channel": ["email me at maria.lopez@gmail.com or ring 415 867 5309 instead"]})  # fmt: skip
+
+    (problem,) = found(project, REVIEW_FILE)
+
+    assert "still holds a email and a phone number" in problem.message
+    assert "person1@example.com or ring 202 555 0100 instead" in problem.message
+    assert "maria" not in problem.message and "867" not in problem.message
+
+
+def test_a_review_file_outside_the_data_folder_is_checked_too(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    review = write_review(tmp_path / "elsewhere" / "review.yml", {"affirm": ["How much do I owe"]})
+
+    problems = found(project, REVIEW_FILE, review_file=review)
+    code = main(["--project", str(project), "--no-rasa", "--review-file", str(review)])
+
+    assert len(problems) == 1 and "is an example of ask_balance" in problems[0].message
+    assert problems[0].where.startswith(f"{review} line 6")
+    assert code == 1 and "review_file (1):" in capsys.readouterr().out
+    assert found(project, REVIEW_FILE) == []  # the project's own (absent) review file is fine

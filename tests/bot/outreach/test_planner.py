@@ -5,6 +5,7 @@ facts the product keeps in Redis."""
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -18,6 +19,7 @@ from bot.config import OpenerVariant
 from bot.outreach.planner import OUTREACH, OutreachHandler, choose_variant, shard_of
 from bot.runtime.services import Services, build_services
 from bot.store.accounts import Account
+from bot.store.opener_stats import RetiredOpeners
 from bot.store.queues import Entry
 from tests.conftest import ConfigFactory
 
@@ -258,3 +260,86 @@ def test_one_clock_decides_the_gate_the_handler_the_audit_and_the_scheduler(serv
     assert services.redis.zcard(services.keys.outreach_deferred) == 0
     [key] = services.outreach_queue.pending_keys()
     assert json.loads(services.outreach_queue.unhandled(key)[0].payload)["account_id"] == "A1"
+
+
+# --- retired wordings (ops switch them off in the console) -------------------------------------
+
+
+def test_a_retired_wording_is_no_longer_chosen_for_new_openers(services: Services) -> None:
+    ids = [f"A{n}" for n in range(1, 21)]
+    for n in range(1, 21):
+        services.accounts.upsert(account(n))
+    RetiredOpeners(services.redis, services.keys, services.clock).retire("en", "warm", "olga", "too chirpy")
+    sent = Sent()
+    handler_at(services, sent, datetime(2026, 11, 24, 10, 0, tzinfo=NY)).contact_many(ids)
+    assert len(sent.openers) == 20
+    assert {variant for _, _, variant, _ in sent.openers} == {"plain"}
+    # Spanish wordings with the same id are not affected: a retirement names its language.
+    assert choose_variant("A1", list(services.config.outreach.openers["es"])).id in {"warm", "plain"}
+
+
+def test_with_every_wording_of_a_language_retired_outreach_keeps_using_them_all_and_warns_once(
+    services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    for n in range(1, 11):
+        services.accounts.upsert(account(n))
+    retired = RetiredOpeners(services.redis, services.keys, services.clock)
+    retired.retire("en", "warm", "olga", "x")
+    retired.retire("en", "plain", "olga", "x")
+    sent = Sent()
+    with caplog.at_level(logging.WARNING, logger="bot.outreach.planner"):
+        handler_at(services, sent, datetime(2026, 11, 24, 10, 0, tzinfo=NY)).contact_many(
+            [f"A{n}" for n in range(1, 11)]
+        )
+    assert len(sent.openers) == 10  # nobody left uncontacted because of a switch
+    assert {variant for _, _, variant, _ in sent.openers} == {"warm", "plain"}
+    warnings = [r.getMessage() for r in caplog.records if "retired" in r.getMessage()]
+    assert warnings == [
+        "every en opener wording for Capitol Mobile is retired: using them all until one is restored"
+    ]
+
+
+def test_the_retired_wordings_are_read_once_per_batch(services: Services) -> None:
+    class Counting(RetiredOpeners):
+        reads = 0
+
+        def retired(self) -> frozenset[str]:
+            Counting.reads += 1
+            return super().retired()
+
+    for n in range(1, 6):
+        services.accounts.upsert(account(n))
+    sent = Sent()
+    handler = handler_at(services, sent, datetime(2026, 11, 24, 10, 0, tzinfo=NY))
+    handler.retired_openers = Counting(services.redis, services.keys, services.clock)
+    handler.contact_many([f"A{n}" for n in range(1, 6)])
+    assert len(sent.openers) == 5 and Counting.reads == 1
+    handler.contact_many([f"A{n}" for n in range(1, 6)])  # nobody is due any more: nothing read
+    assert Counting.reads == 1
+
+
+def test_a_creditors_own_wording_can_be_retired_and_restored(
+    make_config: ConfigFactory, redis_client: redis.Redis
+) -> None:
+    own = {"en": [{"id": "mobile", "text": "Hi {first_name}, {company} here. How are you?"},
+                  {"id": "line", "text": "Hello {first_name}, it's {company}. How are things?"}]}  # fmt: skip
+    services = build_services(
+        make_config(outreach={"creditor_openers": {"Capitol Mobile": own}}), redis_client
+    )
+    for n in range(1, 11):
+        services.accounts.upsert(account(n))
+    retired = RetiredOpeners(services.redis, services.keys, services.clock)
+    retired.retire("en", "mobile", "olga", "x")
+    sent = Sent()
+    handler_at(services, sent, datetime(2026, 11, 24, 10, 0, tzinfo=NY)).contact_many(
+        [f"A{n}" for n in range(1, 11)]
+    )
+    assert {variant for _, _, variant, _ in sent.openers} == {"line"}
+    retired.restore("en", "mobile", "olga")
+    for n in range(11, 31):
+        services.accounts.upsert(account(n))
+    later = Sent()
+    handler_at(services, later, datetime(2026, 11, 24, 10, 0, tzinfo=NY)).contact_many(
+        [f"A{n}" for n in range(11, 31)]
+    )
+    assert {variant for _, _, variant, _ in later.openers} == {"mobile", "line"}
