@@ -18,7 +18,6 @@ import logging
 import re
 from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -64,7 +63,6 @@ _NAME = re.compile(r"^[\w .:&'@+-]{1,128}$")
 _YES = {"yes": True, "no": False}
 MAX_TURNS = 100_000
 #: Where *Save as test story* writes, under the configuration's folder.
-STORY_DIR = Path("rasa_project") / "tests"
 
 
 def _conversation(conversation_id: str) -> str:
@@ -275,7 +273,10 @@ def register(bp: Blueprint, parts: OpsParts) -> None:
         conversation_id = _conversation(conversation_id)
         accounts: Any = getattr(parts, "accounts", None)
         try:
-            path = save_test_story(parts.analytics, conversation_id, accounts, config.base_dir / STORY_DIR)
+            # The configured Rasa project's tests/, where `debtbot test` and `rasa test` find it.
+            path = save_test_story(
+                parts.analytics, conversation_id, accounts, config.path(config.rasa.project_dir) / "tests"
+            )
         except StoryError as exc:
             flash(f"No test story saved: {exc}", "error")
             return back(conversation_id)

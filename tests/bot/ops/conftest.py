@@ -4,6 +4,7 @@ for an ``ops`` person (``ops_client``) and for an agent (who may not see the ops
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,17 +19,28 @@ from bot.gateway.app import create_app
 from bot.ops.analytics.store import AnalyticsStore
 from bot.ops.web import ops_blueprint
 from tests.bot.console import conftest as console
-from tests.bot.console.conftest import PASSWORD, ConsoleTestParts, sign_in
+from tests.bot.console.conftest import PASSWORD, PUBLIC, ConsoleTestParts, sign_in
+from tests.conftest import ROOT, ConfigFactory
 
 # The console's fixtures, found by name here too (``web_app`` is replaced below).
 web_clock = console.web_clock
-web_config = console.web_config
 web_rasa = console.web_rasa
 web_parts = console.web_parts
 agent_client = console.agent_client
 supervisor_client = console.supervisor_client
 
 OPS = "olga"
+
+
+@pytest.fixture
+def web_config(make_config: ConfigFactory, tmp_path: Path) -> Config:
+    """The console's configuration with a Rasa project of its own (a copy of the domain and the
+    NLU data): what the ops pages write (test stories, labels) lands there, never in the repo's."""
+    project = tmp_path / "rasa_project"
+    shutil.copytree(ROOT / "rasa_project" / "data", project / "data")
+    shutil.copy(ROOT / "rasa_project" / "domain.yml", project / "domain.yml")
+    shutil.copy(ROOT / "rasa_project" / "config.yml", project / "config.yml")
+    return make_config(server={"public_url": PUBLIC}, rasa={"project_dir": str(project)})
 
 
 @pytest.fixture

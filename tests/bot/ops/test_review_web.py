@@ -206,7 +206,7 @@ def test_save_as_test_story_writes_an_anonymised_story_rasa_can_read(
     assert ops_client.post(f"{REVIEW}/acct-A1/story").status_code == 400  # no CSRF token
     answer = ops_client.post(f"{REVIEW}/acct-A1/story", data={"csrf_token": token})
     assert answer.status_code == 302
-    written = sorted((web_config.base_dir / "rasa_project" / "tests").glob("test_*.yml"))
+    written = sorted((web_config.path(web_config.rasa.project_dir) / "tests").glob("test_*.yml"))
     assert len(written) == 1
     page = ops_client.get(answer.headers["Location"]).get_data(as_text=True)
     assert f"rasa_project/tests/{written[0].name}" in page
@@ -237,7 +237,7 @@ def test_a_conversation_with_nothing_to_test_is_a_message_not_a_500(
     answer = ops_client.post(f"{REVIEW}/acct-A1/story", data={"csrf_token": token})
     assert answer.status_code == 302
     assert "No test story saved" in ops_client.get(answer.headers["Location"]).get_data(as_text=True)
-    assert not (web_config.base_dir / "rasa_project" / "tests").exists()
+    assert not (web_config.path(web_config.rasa.project_dir) / "tests").exists()
 
 
 def test_agents_cannot_see_the_review(agent_client: FlaskClient) -> None:
