@@ -82,10 +82,10 @@ rasa-test-stories: $(STAMP)
 	model=$$($(BIN)/debtbot train --print-path) && $(RASA) test core --stories tests --model "$$model" \
 		--fail-on-prediction-errors --out ../var/rasa-results
 
-# The README's console screenshots, made by the console's browser test.
+# The README's console screenshots and docs/ops.md's, made by the browser tests.
 screenshots: $(STAMP) model browser-deps
 	DEBTBOT_SCREENSHOTS_DIR=docs/screenshots DEBTBOT_TEST_CLOCK="$(DAY_CLOCK)" $(BIN)/pytest -q -p no:cacheprovider \
-		tests/e2e/test_console_browser.py -k takes_over
+		tests/e2e/test_console_browser.py tests/e2e/test_ops_browser.py -k "takes_over or tuning_cycle"
 
 # Held-out NLU evaluation: per-intent and macro F1 per language; fails below the bars.
 eval: $(STAMP)
