@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from bot.compliance.notices import notice
 from bot.config import Config, SmsRepliesConfig
-from bot.store.accounts import Account
+from bot.store.accounts import Account, AccountStore
 from bot.store.addresses import AddressBook
 from channels.base import InboundMessage
 from channels.sms_keywords import KeywordKind, KeywordMatch, KeywordSet, match_keyword
@@ -33,8 +33,9 @@ class KeywordOutcome:
 class SmsKeywords:
     """The SMS compliance keywords, from ``channels.sms.keywords`` and ``channels.sms.replies``."""
 
-    def __init__(self, config: Config, addresses: AddressBook) -> None:
+    def __init__(self, config: Config, addresses: AddressBook, accounts: AccountStore | None = None) -> None:
         sms = config.channels.sms
+        self._accounts = accounts
         self._keywords = KeywordSet(
             stop=frozenset(sms.keywords.stop),
             start=frozenset(sms.keywords.start),
@@ -67,7 +68,19 @@ class SmsKeywords:
         """Gateway side: a STOP opts the address out at once."""
         found = self.match(message)
         if found is not None and found.kind is KeywordKind.STOP:
-            self._addresses.opt_out(message.channel, message.sender, by_message=message.external_id)
+            # The opt-out's record names the account when the address is known (one lookup, STOP
+            # only): ops count opt-outs per creditor and conversation; never the address itself.
+            account = self._account_of(message)
+            account_id = account.account_id if account is not None else None
+            self._addresses.opt_out(
+                message.channel, message.sender, account_id, by_message=message.external_id
+            )
+
+    def _account_of(self, message: InboundMessage) -> Account | None:
+        kind = {"sms": "phone", "email": "email"}.get(message.channel)
+        if self._accounts is None or kind is None:
+            return None
+        return self._accounts.find(kind, message.sender)
 
     def handle(self, message: InboundMessage, account: Account | None) -> KeywordOutcome | None:
         """Worker side: act on a keyword; ``None`` when the message is for the dialogue."""

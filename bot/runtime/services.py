@@ -397,16 +397,17 @@ def build_services(
     )
     outbox = SandboxOutbox(client, keys.sandbox_outbox)
     addresses = AddressBook(client, keys)
+    accounts = AccountStore(client, keys)
     return Services(
         config=config,
         redis=client,
         keys=keys,
-        accounts=AccountStore(client, keys),
+        accounts=accounts,
         addresses=addresses,
         deliveries=DeliveryLog(
             client, keys, addresses, unreachable_after=config.channels.sms.unreachable_after_failures
         ),
-        keywords=SmsKeywords(config, addresses),
+        keywords=SmsKeywords(config, addresses, accounts),
         links=TelegramLinks(client, keys, ttl_seconds=config.channels.telegram.link_ttl_hours * 3600),
         channels=build_channels(config, outbox, RedisPacer(client, keys)),
         outbox=outbox,

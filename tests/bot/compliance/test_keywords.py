@@ -8,7 +8,7 @@ import redis
 
 from bot.compliance.keywords import SmsKeywords
 from bot.config import Config
-from bot.store.accounts import Account
+from bot.store.accounts import Account, AccountStore
 from bot.store.addresses import AddressBook
 from bot.store.connection import Keys
 from channels.base import InboundMessage
@@ -40,6 +40,27 @@ def test_stop_at_the_gateway_opts_out_and_the_worker_confirms_once(
     assert replayed is not None and replayed.replies == first.replies
     second = keywords.handle(_sms("STOP", sid="SM2"), None)  # a second STOP later
     assert second is not None and second.replies == ()
+
+
+def test_stop_at_the_gateway_records_the_account_the_address_belongs_to_never_the_address(
+    make_config: ConfigFactory, redis_client: redis.Redis[bytes]
+) -> None:
+    keys = Keys("debtbot")
+    accounts = AccountStore(redis_client, keys)
+    accounts.upsert(Account(account_id="A1", first_name="James", balance=Decimal("10"), currency="USD",
+                            creditor="Acme", language="en", phone=PHONE, timezone="America/New_York"))  # fmt: skip
+    keywords = SmsKeywords(make_config(), AddressBook(redis_client, keys), accounts)
+    keywords.on_receive(_sms("STOP"))
+    keywords.on_receive(_sms("STOP", sid="SM9"))  # the address was already out: one record
+    records = [f for _, f in redis_client.xrange(keys.audit) if f[b"kind"] == b"opt_out"]
+    assert [(r[b"account_id"], r[b"by_message"]) for r in records] == [(b"A1", b"SM1")]
+    assert not any(PHONE.encode() in value for r in records for value in r.values())
+    # An address of no account: opted out all the same, the record names no account.
+    stranger = InboundMessage(
+        channel="sms", external_id="SM3", sender="+12025550199", recipient="+1500", text="stop"
+    )
+    keywords.on_receive(stranger)
+    assert AddressBook(redis_client, keys).status("sms", "+12025550199").silenced_because == "opted_out"
 
 
 def test_spanish_stop_is_confirmed_in_spanish(
