@@ -20,6 +20,9 @@ it covers: a kill between reading and committing loses nothing and stores nothin
 - ``agent_queue`` (``keys.agent_queue``): ``escalated``, with the reason (never the person's words
   the entry carries: they belong to the transcript, not the analytics).
 
+A stream trimmed past what was read (the ingester down longer than the stream's MAXLEN covers)
+is reported: a warning and one ``ingest_gap`` row, so the numbers say they miss something.
+
 Rows with an account get its creditor, language and opener wording from Redis. An entry of a kind
 not known here is kept as ``other`` (its own kind in ``detail``); an entry that cannot be read (no
 time, a broken body) is skipped with a log line.
@@ -70,7 +73,7 @@ DELIVERY_STATUSES = frozenset(status.value for status in DeliveryStatus)
 #: Every kind this module writes (``console:*``, ``agent.*`` and ``ops:*`` audit kinds are kept as they are).
 KINDS = frozenset(
     {*_VERDICTS.values(), *_HANDOFF.values(), *_CREDITOR_EVENTS.values(), "payment", "escalated",
-     "opted_out", "opted_in", "other", *(f"delivery_{status}" for status in DELIVERY_STATUSES)}
+     "opted_out", "opted_in", "other", "ingest_gap", *(f"delivery_{status}" for status in DELIVERY_STATUSES)}
 )  # fmt: skip
 #: Kinds kept ``retention.records_years`` wherever they come from (every audit entry is too).
 REQUIRED_KINDS = frozenset(
@@ -279,6 +282,22 @@ def _decode(fields: Mapping[bytes, bytes]) -> dict[str, str]:
     return {key.decode(errors="replace"): value.decode(errors="replace") for key, value in fields.items()}
 
 
+def _parts(entry_id: str) -> tuple[int, int]:
+    milliseconds, _, sequence = entry_id.partition("-")
+    return int(milliseconds), int(sequence or 0)
+
+
+def _after(one: str, other: str) -> bool:
+    """Stream entry id ``one`` comes after ``other``."""
+    return _parts(one) > _parts(other)
+
+
+def _next(entry_id: str) -> str:
+    """The smallest id after ``entry_id``: the first entry a reader from there has not seen."""
+    milliseconds, sequence = _parts(entry_id)
+    return f"{milliseconds}-{sequence + 1}"
+
+
 class Ingester:
     """Reads each stream on from its cursor and stores the rows (``run_once``: until caught up)."""
 
@@ -299,6 +318,8 @@ class Ingester:
         key = stream.key(self.keys)
         added = 0
         cursor = self.store.cursor(stream.name)
+        if cursor:
+            added += self._gap(stream.name, key, cursor)
         while True:
             start = f"({cursor}" if cursor else "-"
             entries = self.redis.xrange(key, start, "+", count=batch)
@@ -309,6 +330,36 @@ class Ingester:
             added += self.store.add(self._enriched(rows), cursor=(stream.name, cursor))
             if len(entries) < batch:
                 return added
+
+    def _gap(self, stream: str, key: str, cursor: str) -> int:
+        """Entries trimmed from the stream before they were read (the ingester fell behind the
+        stream's MAXLEN, or someone trimmed it): a warning and one ``ingest_gap`` row per gap, so
+        the numbers ops read say they are missing something. Redis 7 names the newest entry ever
+        removed (exact); before 7, a first entry past the cursor means the trimming reached the
+        unread part (entries may have been lost)."""
+        try:
+            info = self.redis.xinfo_stream(key)
+        except redis.ResponseError:
+            return 0  # no stream (yet, or deleted whole): nothing to compare
+        removed = info.get("max-deleted-entry-id")
+        if isinstance(removed, bytes):
+            newest_lost, exact = removed.decode(), True
+            if newest_lost in ("0-0", "") or not _after(newest_lost, cursor):
+                return 0
+        else:
+            first = info.get("first-entry")
+            if not first or not _after(first[0].decode(), _next(cursor)):
+                return 0
+            newest_lost, exact = first[0].decode(), False
+        logger.warning(
+            "analytics: the %s stream was trimmed past what was read (after %s, up to %s): %s",
+            stream, cursor, newest_lost, "entries were lost" if exact else "entries may have been lost",
+        )  # fmt: skip
+        row = EventRow(
+            source="ingest", source_id=f"{stream}:{newest_lost}", at=_id_time(newest_lost), kind="ingest_gap",
+            detail={"stream": stream, "after": cursor, "up_to": newest_lost, "exact": exact},
+        )  # fmt: skip
+        return self.store.add([row])
 
     def _rows(self, stream: str, entries: Sequence[tuple[bytes, Mapping[bytes, bytes]]]) -> list[EventRow]:
         rows = []

@@ -292,3 +292,58 @@ def test_ops_switches_are_kept_as_their_own_kind_with_who_made_them(
     assert (first.kind, first.agent, first.required) == ("ops:opener_retired", "olga", True)
     assert first.detail["wording"] == "es:warm" and first.detail["reason"] == "reads as pushy"
     assert (second.kind, second.agent) == ("ops:opener_restored", "sue")
+
+
+def test_entries_trimmed_before_they_were_read_are_reported_once_and_the_rest_still_read(
+    redis_client: redis.Redis[bytes], keys: Keys, store: AnalyticsStore, ingester: Ingester,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    at = repr(T0.timestamp())
+    redis_client.xadd(keys.agent_queue, {"conversation_id": "c1", "reason": "request_human", "at": at})
+    assert ingester.run_once() == 1
+    # The ingester falls behind: three more, and the stream is trimmed to its last one unread.
+    for n in (2, 3, 4):
+        redis_client.xadd(keys.agent_queue, {"conversation_id": f"c{n}", "reason": "hardship", "at": at})
+    redis_client.xtrim(keys.agent_queue, maxlen=1, approximate=False)
+    with caplog.at_level(logging.WARNING, logger="bot.ops.analytics.ingest"):
+        assert ingester.run_once() == 2  # the gap, and the entry still there
+    [gap] = store.events("ingest_gap")
+    assert gap.detail is not None and gap.detail["stream"] == "agent_queue" and gap.detail["exact"] is False
+    assert store.count(kind="escalated", conversation_id="c4") == 1
+    assert any("trimmed past what was read" in r.getMessage() for r in caplog.records)
+    # Reported once: the next runs find nothing new, and no second gap for the same one.
+    assert ingester.run_once() == 0
+    assert store.count(kind="ingest_gap") == 1
+
+
+def test_a_stream_read_to_its_end_and_then_trimmed_is_no_gap(
+    redis_client: redis.Redis[bytes], keys: Keys, store: AnalyticsStore, ingester: Ingester
+) -> None:
+    at = repr(T0.timestamp())
+    for n in (1, 2, 3):
+        redis_client.xadd(keys.agent_queue, {"conversation_id": f"c{n}", "reason": "hardship", "at": at})
+    assert ingester.run_once() == 3
+    redis_client.xtrim(keys.agent_queue, maxlen=1, approximate=False)  # all of it was read first
+    redis_client.xadd(keys.agent_queue, {"conversation_id": "c4", "reason": "hardship", "at": at})
+    assert ingester.run_once() == 1
+    assert store.count(kind="ingest_gap") == 0
+
+
+def test_redis_7_names_the_newest_entry_it_removed_and_the_gap_is_exact(
+    keys: Keys, store: AnalyticsStore
+) -> None:
+    class Redis7:
+        """What XINFO STREAM says on Redis 7 after a trim past the reader (and XRANGE after it)."""
+
+        def xinfo_stream(self, key: str) -> dict[str, object]:
+            return {"max-deleted-entry-id": b"1700000000300-0", "first-entry": (b"1700000000400-0", {})}
+
+        def xrange(self, *args: object, **kwargs: object) -> list[object]:
+            return []
+
+    store.add([], cursor=("agent_queue", "1700000000100-0"))
+    ingester = Ingester(Redis7(), keys, store)  # type: ignore[arg-type]
+    assert ingester.run_once() == 1
+    [gap] = store.events("ingest_gap")
+    assert gap.detail == {"stream": "agent_queue", "after": "1700000000100-0", "up_to": "1700000000300-0",
+                          "exact": True}  # fmt: skip
