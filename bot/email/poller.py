@@ -16,7 +16,9 @@ message content: messages are named by UID only.
 
 from __future__ import annotations
 
+import io
 import logging
+import socket
 import ssl
 import threading
 import time
@@ -48,6 +50,25 @@ class _ServerClosed(EmailPollerError):
     """The server ended the session with BYE during IDLE."""
 
 
+def _response_buffered(client: _Imap) -> bool:
+    """A server response already read into imaplib's buffer. imapclient's ``idle_check`` waits on
+    the socket, but mail that arrived between our SEARCH and the IDLE is announced ("* 1 EXISTS")
+    in the same packet as "+ idling", which ``idle()`` read whole: the socket then shows nothing
+    and the mail would wait a whole IDLE period. The peek never waits for the network."""
+    reader = getattr(getattr(client, "_imap", None), "file", None)
+    if not isinstance(reader, io.BufferedReader):
+        return False
+    sock = client.socket()
+    previous = sock.gettimeout()
+    sock.settimeout(0)
+    try:
+        return bool(reader.peek(1))
+    except (OSError, ValueError):  # nothing there (would block), or the connection is gone
+        return False
+    finally:
+        sock.settimeout(previous)
+
+
 class _SessionLost(Exception):
     """A connection that had been working broke: reconnect with a fresh backoff."""
 
@@ -71,6 +92,7 @@ class _Imap(Protocol):
     def idle(self) -> None: ...
     def idle_check(self, timeout: float | None = None) -> list[tuple[Any, ...]]: ...
     def idle_done(self) -> object: ...
+    def socket(self) -> socket.socket: ...
     def logout(self) -> object: ...
     def shutdown(self) -> None: ...
 
@@ -390,6 +412,8 @@ class EmailPoller:
             if remaining <= 0:
                 break
             timeout = min(STOP_CHECK_SECONDS, remaining)
+            if _response_buffered(client):
+                break  # idle_done() below reads it; then the search finds the new mail
             started = time.monotonic()
             responses = client.idle_check(timeout=timeout)
             if any(len(r) > 0 and r[0] == b"BYE" for r in responses):

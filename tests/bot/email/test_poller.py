@@ -407,3 +407,24 @@ def test_a_message_over_the_size_limit_is_never_downloaded_whole(imap_server: Do
     [(headers, size)] = oversized
     assert size > 200_000 and b"Message-ID: <reply-2@example.org>" in headers and b"xxxx" not in headers
     assert all(KEYWORD in flags for flags in imap_server.flags_of_all().values())
+
+
+def test_mail_that_arrives_between_the_search_and_the_idle_is_handed_over_at_once(
+    imap_server: DovecotServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The server announces it in the same packet as "+ idling", which imapclient reads whole: the
+    # socket then shows nothing, and without a look into the read buffer it would wait 600 s.
+    original = imapclient.IMAPClient.idle
+    arrived: list[int] = []
+
+    def idle_just_after_new_mail(self: imapclient.IMAPClient) -> None:
+        if not arrived:
+            arrived.append(imap_server.append(message(1)))
+        original(self)
+
+    monkeypatch.setattr(imapclient.IMAPClient, "idle", idle_just_after_new_mail)
+    deliver = Recorder()
+    with running(poller_for(imap_server, deliver, idle_seconds=600)):
+        wait_for(
+            lambda: deliver.numbers == [1], timeout=5, what="the mail, without waiting for the IDLE to end"
+        )
