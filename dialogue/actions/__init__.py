@@ -1,7 +1,7 @@
 """Custom actions served by the action server (``python -m bot.runtime.action_server``)."""
 
 from dialogue.actions.care import ActionCrisis
-from dialogue.actions.fallback import ActionDefaultAskAffirmation
+from dialogue.actions.fallback import ActionDefaultAskAffirmation, ActionTwoStageFallback
 from dialogue.actions.language import ActionReadMessage
 from dialogue.actions.plans import (
     ActionAcceptSettlement,
@@ -51,6 +51,7 @@ __all__ = [
     "ActionSessionStart",
     "ActionSetContactTime",
     "ActionShareResources",
+    "ActionTwoStageFallback",
     "ActionWrongPerson",
     "ValidateAlreadyPaidForm",
     "ValidateCallbackForm",
