@@ -412,14 +412,24 @@ def retention_run(config_path: str | None) -> None:
 
     config = _load(config_path)
     services = build_services(config)
+    from bot.ops.analytics.conversations import summarise
     from bot.ops.analytics.ingest import Ingester
     from bot.ops.analytics.retention import run_retention
+    from bot.ops.progress import bar
 
-    ingested = Ingester(services.redis, services.keys, services.analytics).run_once()
-    report = run_retention(services.analytics, services.redis, services.keys, services.clock.now(),
-                           config.retention.transcript_days, config.retention.records_years)  # fmt: skip
+    with bar("retention", 3) as progress:
+        ingested = Ingester(services.redis, services.keys, services.analytics).run_once()
+        progress.update(1)
+        # The conversations' summaries count what is about to go (retention keeps them longer).
+        summarised = summarise(services.analytics, low_confidence=config.ops.low_confidence)
+        progress.update(1)
+        report = run_retention(services.analytics, services.redis, services.keys, services.clock.now(),
+                               config.retention.transcript_days, config.retention.records_years)  # fmt: skip
+        progress.update(1)
     services.redis.set(services.keys.retention_last_run, repr(services.clock.timestamp()))
-    click.echo(f"{ingested} event(s) brought into the analytics store")
+    click.echo(
+        f"{ingested} event(s) brought into the analytics store, {summarised} conversation(s) summarised"
+    )
     for line in report.lines():
         click.echo(line)
 

@@ -101,6 +101,9 @@ def test_run_starts_everything_answers_and_stops_cleanly_on_ctrl_c(
                                                               "password": example[3]})  # fmt: skip
             assert signed_in.status_code == 302, signed_in.text[:500]
             assert client.get("/console/").status_code == 200
+            # The ops pages too (the supervisor has the ops role), on the store `make run` made.
+            review = client.get("/console/ops/review")
+            assert review.status_code == 200 and "conversation" in review.text, review.text[:500]
         assert (tmp_path / "redis" / "appendonly.aof").exists()
         # Rasa's event broker writes the conversation into the analytics store made at start-up.
         with sqlite3.connect(tmp_path / "var" / "analytics.db") as analytics:
