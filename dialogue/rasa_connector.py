@@ -3,7 +3,9 @@
 It differs from Rasa's stock REST channel so that every message gets exactly one answer:
 - it requires the same token as Rasa's HTTP API (the stock channel is open to anyone);
 - it answers 503 when the action server is down, instead of letting Rasa skip the custom
-  actions and answer as if nothing happened, so the worker keeps the message and retries;
+  actions and answer as if nothing happened, so the worker keeps the message and retries (the
+  action server's health is asked before a message, but a healthy answer is trusted for a few
+  seconds and forgotten at any action failure: :class:`ActionsHealth`);
 - a custom action that fails in the middle of a turn (Rasa logs "Bot will continue, but the
   actions events are lost" and carries on) aborts the turn before the tracker is saved
   (:func:`install_turn_guard`): nothing of it is kept, and the worker is told to retry (503
@@ -22,9 +24,11 @@ the steps that had succeeded before the failure are not repeated in effect.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -44,6 +48,16 @@ logger = logging.getLogger(__name__)
 
 #: Where the action server answers health checks (from the environment set by the launcher).
 ACTIONS_URL_ENV = "DEBTBOT_ACTIONS_URL"
+
+#: How long (seconds) a healthy answer from the action server is trusted, unless an action fails.
+HEALTH_INTERVAL = 3.0
+
+
+class _Failures:
+    """How many custom actions have failed in this process (any turn): a healthy answer given
+    before the latest failure is not trusted any more."""
+
+    count = 0
 
 
 class TurnFailed(Exception):
@@ -94,6 +108,7 @@ def install_turn_guard() -> None:
         except ActionExecutionRejection:
             raise  # a form rejecting its slot: part of the dialogue, not a failure
         except Exception:
+            _Failures.count += 1
             turn = _TURN.get()
             if turn is not None:
                 turn.failed.append(self.name())
@@ -159,6 +174,86 @@ class _ChannelCollector(CollectingOutputChannel):
         return self._channel
 
 
+async def _http_health(url: str) -> bool:
+    """``GET <url>/health`` answers 200 within 3 seconds."""
+    try:
+        timeout = aiohttp.ClientTimeout(total=3)
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.get(f"{url}/health") as answer,
+        ):
+            return answer.status == 200
+    except (aiohttp.ClientError, TimeoutError):
+        return False
+
+
+class ActionsHealth:
+    """Whether the action server is up, without asking it before every message.
+
+    A healthy answer is trusted for ``interval`` seconds (monotonic ``clock``), and not at all
+    once a custom action has failed since it was asked (:func:`install_turn_guard` counts the
+    failures), so the next message asks again at once. An unhealthy answer is never kept: each
+    message asks until the server answers. Concurrent callers share one request. Within the
+    interval a server that has just died is caught by the turn guard: its action fails, the
+    turn is abandoned and :meth:`check` (never cached) decides between 503 and 500.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        interval: float = HEALTH_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+        probe: Callable[[str], Awaitable[bool]] = _http_health,
+    ) -> None:
+        self._url = url
+        self._interval = interval
+        self._clock = clock
+        self._probe = probe
+        self._trusted: tuple[int, float] | None = None  # (failure count, until) of a healthy answer
+        self._asking: tuple[int, asyncio.Task[bool]] | None = None  # (failure count, request)
+
+    async def up(self) -> bool:
+        """Up, from a recent healthy answer if there is one, else from asking now."""
+        if not self._url:
+            return True
+        trusted = self._trusted
+        if trusted is not None and trusted[0] == _Failures.count and self._clock() < trusted[1]:
+            return True
+        return await self.check()
+
+    async def check(self) -> bool:
+        """Up, from an answer asked after the latest action failure (shared with concurrent
+        callers); a healthy answer is then trusted for the interval."""
+        if not self._url:
+            return True
+        failures = _Failures.count
+        asking = self._asking
+        if (
+            asking is None
+            or asking[0] != failures  # asked before the latest failure: ask again
+            or asking[1].done()  # e.g. cancelled before it started (its loop shut down)
+            or asking[1].get_loop() is not asyncio.get_running_loop()
+        ):
+            asking = (failures, asyncio.ensure_future(self._ask(failures)))
+            self._asking = asking
+        # shielded: a caller that goes away (its request cancelled) does not cancel the others'.
+        return await asyncio.shield(asking[1])
+
+    async def _ask(self, failures: int) -> bool:
+        asked_at = self._clock()
+        try:
+            healthy = await self._probe(self._url)
+        finally:
+            if self._asking is not None and self._asking[1] is asyncio.current_task():
+                self._asking = None
+        if healthy and failures == _Failures.count:
+            self._trusted = (failures, asked_at + self._interval)
+        elif not healthy:
+            self._trusted = None
+        return healthy
+
+
 class DebtbotInput(InputChannel):
     """``POST /webhooks/debtbot/webhook`` with ``{sender, message, input_channel, metadata}``."""
 
@@ -166,11 +261,14 @@ class DebtbotInput(InputChannel):
     def name(cls) -> str:
         return "debtbot"
 
-    def __init__(self, token: str, actions_url: str | None = None) -> None:
+    def __init__(
+        self, token: str, actions_url: str | None = None, *, health: ActionsHealth | None = None
+    ) -> None:
         if not token:
             raise ValueError("the debtbot channel needs a token (RASA_AUTH_TOKEN)")
         self._token = token
-        self._actions_url = (actions_url or os.environ.get(ACTIONS_URL_ENV, "")).rstrip("/")
+        actions_url = (actions_url or os.environ.get(ACTIONS_URL_ENV, "")).rstrip("/")
+        self._health = health or ActionsHealth(actions_url)
         # The channel is built in the Rasa server process at start-up: arm the guard there.
         install_turn_guard()
 
@@ -183,19 +281,6 @@ class DebtbotInput(InputChannel):
         header = request.headers.get("Authorization", "")
         given = header[len("Bearer ") :] if header.startswith("Bearer ") else ""
         return hmac.compare_digest(given.encode(), self._token.encode())
-
-    async def _actions_up(self) -> bool:
-        if not self._actions_url:
-            return True
-        try:
-            timeout = aiohttp.ClientTimeout(total=3)
-            async with (
-                aiohttp.ClientSession(timeout=timeout) as session,
-                session.get(f"{self._actions_url}/health") as answer,
-            ):
-                return answer.status == 200
-        except (aiohttp.ClientError, TimeoutError):
-            return False
 
     @staticmethod
     async def _replay(
@@ -266,7 +351,7 @@ class DebtbotInput(InputChannel):
                 logger.info("debtbot channel: message %s was already handled; earlier answers returned",
                             message_id)  # fmt: skip
                 return response.json(collector.messages)
-            if not await self._actions_up():
+            if not await self._health.up():
                 return response.json({"error": "action server unavailable"}, status=503)
             await on_new_message(
                 UserMessage(
@@ -277,7 +362,7 @@ class DebtbotInput(InputChannel):
         except TurnFailed as exc:
             # Nothing of the turn was saved. A dead action server is an outage (wait); a live
             # one whose action failed may fail again: the worker counts those.
-            up = await self._actions_up()
+            up = await self._health.check()
             logger.error("debtbot channel: %s in conversation %s; turn abandoned (action server %s)",
                          exc, sender, "up" if up else "down")  # fmt: skip
             if not up:
