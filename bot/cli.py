@@ -518,7 +518,7 @@ def reload_model(config_path: str | None, model_path: str | None) -> None:
     run a canary conversation, and roll back if the canary fails."""
     from pathlib import Path
 
-    from bot.ops.reload import reload
+    from bot.ops.reload import reload, server_urls
     from bot.runtime.model import ensure_model
 
     config = _load(config_path)
@@ -531,7 +531,7 @@ def reload_model(config_path: str | None, model_path: str | None) -> None:
         click.echo(f"no such model: {model}", err=True)
         sys.exit(2)
     result = reload(
-        [config.rasa.url], config.secrets.rasa_token, model, models_dir=config.path(config.rasa.models_dir),
+        server_urls(config), config.secrets.rasa_token, model, models_dir=config.path(config.rasa.models_dir),
         say=lambda line: click.echo(line, err=True),
     )  # fmt: skip
     click.echo(result.message)
@@ -563,11 +563,12 @@ def _exposure(config: Config) -> list[str]:
         return "loopback" if is_loopback(host) else f"{host}, reachable from other machines"
 
     token = "generated" if "DEBTBOT_ACTIONS_TOKEN" in config.secrets.generated else "DEBTBOT_ACTIONS_TOKEN"
-    lines = [
-        f"rasa: {config.rasa.url} ({where(urlsplit(config.rasa.url).hostname)}; API token)",
-        f"actions: {config.rasa.actions_url} ({where(urlsplit(config.rasa.actions_url).hostname)}; "
-        f"token: {token})",
-    ]
+    lines = []
+    for server in config.rasa.servers:
+        lines += [
+            f"rasa: {server.url} ({where(urlsplit(server.url).hostname)}; API token)",
+            f"actions: {server.actions_url} ({where(urlsplit(server.actions_url).hostname)}; token: {token})",
+        ]
     external = config.secrets.redis_url
     if external:
         parts = urlsplit(external)

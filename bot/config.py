@@ -20,7 +20,16 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, Extra, Field, PrivateAttr, StrictBool, ValidationError, validator
+from pydantic import (
+    BaseModel,
+    Extra,
+    Field,
+    PrivateAttr,
+    StrictBool,
+    ValidationError,
+    root_validator,
+    validator,
+)
 
 from bot.errors import ConfigError
 
@@ -87,20 +96,137 @@ class RedisConfig(_Section):
     key_prefix: str = Field(default="debtbot", regex=r"^[A-Za-z0-9]+$")
 
 
+@dataclass(frozen=True)
+class RasaServer:
+    """One Rasa server and the action server its endpoints point to."""
+
+    url: str
+    actions_url: str
+
+
+def _with_port(url: str, port: int) -> str:
+    parts = urlsplit(url)
+    host = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}:{port}"
+
+
+def _port(url: str) -> int:
+    parts = urlsplit(url)
+    return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+_DEFAULT_RASA_URL = "http://127.0.0.1:5005"
+
+
 class RasaConfig(_Section):
-    url: str = "http://127.0.0.1:5005"
+    url: str = _DEFAULT_RASA_URL
     actions_url: str = "http://127.0.0.1:5055"
     project_dir: str = "rasa_project"
     models_dir: str = "models"
     keep_models: int = Field(default=3, ge=1, le=100)
     timeout_seconds: float = Field(default=30, gt=0, le=600)
+    #: Rasa servers (each with its own action server) that ``debtbot run`` starts, on the ports
+    #: of ``url`` and ``actions_url`` and the next ones.
+    processes: int = Field(default=1, ge=1, le=16)
+    #: Rasa servers run elsewhere (``debtbot run`` starts none): the worker uses these.
+    urls: list[str] = Field(default_factory=list)
+    #: Their action servers (same order), for the health checks only.
+    actions_urls: list[str] = Field(default_factory=list)
+    #: With several servers: how long a conversation stays pinned to the server of its last
+    #: call when that server is down (it waits meanwhile), before it moves to the next one.
+    repin_after_seconds: float = Field(default=180, ge=90, le=86400)
 
     _check_urls = validator("url", "actions_url", allow_reuse=True)(_http_url)
+    _check_lists = validator("urls", "actions_urls", each_item=True, allow_reuse=True)(_http_url)
+
+    @validator("processes")
+    def _ports_fit(cls, value: int, values: dict[str, Any]) -> int:
+        url, actions = values.get("url"), values.get("actions_url")
+        if value == 1 or url is None or actions is None:
+            return value
+        rasa_ports = range(_port(url), _port(url) + value)
+        action_ports = range(_port(actions), _port(actions) + value)
+        if rasa_ports[-1] > 65535 or action_ports[-1] > 65535:
+            raise ValueError(f"{value} servers from the ports of rasa.url and rasa.actions_url go past 65535")
+        if set(rasa_ports) & set(action_ports):
+            raise ValueError(
+                f"the Rasa servers' ports {rasa_ports[0]}-{rasa_ports[-1]} and the action servers' "
+                f"{action_ports[0]}-{action_ports[-1]} overlap: move rasa.url or rasa.actions_url apart"
+            )
+        return value
+
+    @validator("urls")
+    def _urls_alone(cls, value: list[str], values: dict[str, Any]) -> list[str]:
+        if not value:
+            return value
+        if len(set(value)) != len(value):
+            raise ValueError("a server is listed twice")
+        if values.get("processes", 1) != 1:
+            raise ValueError(
+                "give rasa.processes (servers debtbot run starts here) or rasa.urls (servers run "
+                "elsewhere), not both"
+            )
+        if values.get("url") not in (None, _DEFAULT_RASA_URL, value[0]):
+            raise ValueError("rasa.url is the first of rasa.urls: leave rasa.url out or make it the same")
+        return value
+
+    @validator("actions_urls")
+    def _one_per_server(cls, value: list[str], values: dict[str, Any]) -> list[str]:
+        if value and len(value) != len(values.get("urls") or []):
+            raise ValueError("one action server per entry of rasa.urls, in the same order")
+        return value
+
+    @validator("repin_after_seconds", always=True)
+    def _outlasts_a_call(cls, value: float, values: dict[str, Any]) -> float:
+        several = values.get("processes", 1) > 1 or len(values.get("urls") or []) > 1
+        timeout = values.get("timeout_seconds")
+        if several and timeout is not None and value < 2 * timeout:
+            raise ValueError(f"must be at least twice rasa.timeout_seconds ({2 * timeout:g})")
+        return value
+
+    @root_validator(skip_on_failure=True)
+    def _first_of_the_list(cls, values: dict[str, Any]) -> dict[str, Any]:
+        # rasa.url and rasa.actions_url stay the first server's, for the code that needs one.
+        if values.get("urls"):
+            values["url"] = values["urls"][0]
+        if values.get("actions_urls"):
+            values["actions_url"] = values["actions_urls"][0]
+        return values
+
+    @property
+    def started_here(self) -> bool:
+        """Whether ``debtbot run`` starts the Rasa and action servers (not with ``rasa.urls``)."""
+        return not self.urls
+
+    @property
+    def servers(self) -> list[RasaServer]:
+        """Every Rasa server the worker uses, in order, each with its action server (with
+        ``rasa.urls`` and no ``rasa.actions_urls``: ``rasa.actions_url`` for all, unknown)."""
+        if self.urls:
+            actions = self.actions_urls or [self.actions_url] * len(self.urls)
+            return [RasaServer(url, action) for url, action in zip(self.urls, actions, strict=True)]
+        base, actions_base = _port(self.url), _port(self.actions_url)
+        if self.processes == 1:
+            return [RasaServer(self.url, self.actions_url)]
+        return [
+            RasaServer(_with_port(self.url, base + n), _with_port(self.actions_url, actions_base + n))
+            for n in range(self.processes)
+        ]
+
+    @property
+    def server_urls(self) -> list[str]:
+        """The Rasa servers' URLs (``debtbot reload`` loads the model into each)."""
+        return [server.url for server in self.servers]
 
 
 class WorkerConfig(_Section):
     processes: int = Field(default=1, ge=1, le=64)
     threads: int = Field(default=4, ge=1, le=256)
+    #: Job threads that only send replies (their own lane: never behind Rasa-bound drains).
+    outbound_threads: int = Field(default=2, ge=1, le=256)
+    #: An idle worker is woken by each new job; without one it looks at Redis this often.
+    #: At most 10 s: Dramatiq counts a broker silent for a minute as dead.
+    idle_poll_seconds: float = Field(default=1, ge=0.01, le=10)
     heartbeat_seconds: float = Field(default=5, gt=0, le=300)
     sweep_seconds: float = Field(default=5, gt=0, le=300)
     retry_min_seconds: float = Field(default=1, gt=0, le=3600)
@@ -1102,8 +1228,9 @@ def _exposure_problems(config: Config, secrets: Secrets) -> list[str]:
                 f"REDIS_URL: {parts.hostname} is not this machine and the URL has neither a password "
                 "nor TLS; use redis://:PASSWORD@host:port/db or rediss://"
             )
-    host = urlsplit(config.rasa.actions_url).hostname
-    if not is_loopback(host) and "DEBTBOT_ACTIONS_TOKEN" in secrets.generated:
+    exposed = {urlsplit(server.actions_url).hostname for server in config.rasa.servers}
+    generated_token = "DEBTBOT_ACTIONS_TOKEN" in secrets.generated
+    for host in sorted(h or "" for h in exposed if generated_token and not is_loopback(h)):
         problems.append(
             f"rasa.actions_url: the action server on {host} is reachable from other machines; set "
             "DEBTBOT_ACTIONS_TOKEN (the same on the Rasa server and the action server) so it "

@@ -66,9 +66,15 @@ class RasaClient:
         """Release the connection pool."""
         self._client.close()
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def _conversation_request(
+        self, conversation_id: str, method: str, path: str, **kwargs: Any
+    ) -> httpx.Response:
+        """A call about one conversation (``dialogue.rasa_pool.RasaPool`` picks its server here)."""
+        return self._request(method, path, **kwargs)
+
+    def _request(self, method: str, path: str, *, base: str | None = None, **kwargs: Any) -> httpx.Response:
         try:
-            answer = self._client.request(method, f"{self._base}{path}", **kwargs)
+            answer = self._client.request(method, f"{base or self._base}{path}", **kwargs)
         except httpx.HTTPError as exc:
             raise RasaUnavailable(f"Rasa server unreachable: {type(exc).__name__}") from exc
         if answer.status_code == 500 and _error_of(answer) == "action_failed":
@@ -105,14 +111,15 @@ class RasaClient:
         }
         if message_id:
             body["message_id"] = message_id
-        answer = self._request("POST", "/webhooks/debtbot/webhook", json=body)
+        answer = self._conversation_request(conversation_id, "POST", "/webhooks/debtbot/webhook", json=body)
         return [_reply(item) for item in answer.json()]
 
     def trigger_intent(
         self, conversation_id: str, intent: str, *, entities: Mapping[str, Any] | None = None
     ) -> list[BotReply]:
         """Start or steer a conversation from our side (outreach openers)."""
-        answer = self._request(
+        answer = self._conversation_request(
+            conversation_id,
             "POST",
             f"/conversations/{conversation_id}/trigger_intent",
             params={"token": self._token, "output_channel": "collector"},
@@ -123,7 +130,8 @@ class RasaClient:
     def append_events(self, conversation_id: str, events: list[Mapping[str, Any]]) -> None:
         """Add events to the conversation's tracker (``pause``, ``resume``, an agent's words as
         a ``bot`` event), so Rasa's own history shows what happened outside it."""
-        self._request(
+        self._conversation_request(
+            conversation_id,
             "POST",
             f"/conversations/{conversation_id}/tracker/events",
             params={"token": self._token, "include_events": "NONE"},
@@ -132,8 +140,8 @@ class RasaClient:
 
     def tracker(self, conversation_id: str) -> dict[str, Any]:
         """The conversation's tracker (slots and the last events)."""
-        answer = self._request(
-            "GET", f"/conversations/{conversation_id}/tracker",
+        answer = self._conversation_request(
+            conversation_id, "GET", f"/conversations/{conversation_id}/tracker",
             params={"token": self._token, "include_events": "AFTER_RESTART"},
         )  # fmt: skip
         result: dict[str, Any] = answer.json()

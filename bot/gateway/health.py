@@ -59,10 +59,12 @@ class HealthChecker:
         config = services.config
         self.checks: dict[str, Check] = {
             "redis": self._redis,
-            "rasa": lambda: self._http(
-                f"{config.rasa.url}/status", params={"token": config.secrets.rasa_token}
+            "rasa": lambda: self._every(
+                [f"{url}/status" for url in config.rasa.server_urls], {"token": config.secrets.rasa_token}
             ),
-            "actions": lambda: self._http(f"{config.rasa.actions_url}/health"),
+            "actions": lambda: self._every(
+                list(dict.fromkeys(f"{s.actions_url}/health" for s in config.rasa.servers))
+            ),
             "worker": self._worker,
             "queues": self._queues,
         }
@@ -94,6 +96,14 @@ class HealthChecker:
         except httpx.HTTPError as exc:
             return {"ok": False, "error": f"unreachable: {type(exc).__name__}"}
         return {"ok": answer.status_code == 200, "http_status": answer.status_code}
+
+    def _every(self, urls: list[str], params: dict[str, str] | None = None) -> dict[str, Any]:
+        """One server: its answer as before; several (``rasa.processes``): ok only when all are,
+        with each one's answer."""
+        answers = {url: self._http(url, params) for url in urls}
+        if len(answers) == 1:
+            return next(iter(answers.values()))
+        return {"ok": all(a["ok"] for a in answers.values()), "servers": answers}
 
     def _worker(self) -> dict[str, Any]:
         client, keys = self._services.redis, self._services.keys

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import httpx
 
+from bot.config import Config
+
 __all__ = [
     "Canary",
     "ReloadError",
@@ -27,6 +29,7 @@ __all__ = [
     "current_model",
     "load_model",
     "reload",
+    "server_urls",
 ]
 
 
@@ -42,6 +45,12 @@ class ReloadResult:
     models: dict[str, str] = field(default_factory=dict)
     rolled_back: list[str] = field(default_factory=list)
     message: str = ""
+
+
+def server_urls(config: Config) -> list[str]:
+    """The Rasa servers ``debtbot reload`` loads the model into: every one the worker uses
+    (``rasa.url``, the ``rasa.processes`` started by ``debtbot run``, or ``rasa.urls``)."""
+    return config.rasa.server_urls
 
 
 #: A canary: given a server's URL and token, ``None`` when the model answers as it should, else

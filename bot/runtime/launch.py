@@ -1,5 +1,10 @@
-"""What ``debtbot run`` starts, and in which order: Redis, the Rasa server, the action
-server, the worker(s), the gateway."""
+"""What ``debtbot run`` starts, and in which order: Redis, the Rasa server(s), the action
+server(s), the worker(s), the gateway.
+
+With ``rasa.processes: N`` there are N Rasa servers on the port of ``rasa.url`` and the next
+ones, each with its own action server (``rasa.actions_url``'s port and the next ones; each Rasa
+server's endpoints point to its own, through ``DEBTBOT_ACTIONS_URL``). With ``rasa.urls`` the
+Rasa and action servers run elsewhere and none is started here."""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from urllib.parse import urlsplit
 import httpx
 import redis
 
-from bot.config import Config
+from bot.config import Config, RasaServer
 from bot.ops.analytics.store import database_url
 from bot.runtime.supervisor import ProcessSpec
 from bot.store.connection import embedded_redis_host, embedded_redis_password, redis_address, redis_url
@@ -31,11 +36,13 @@ def port_in_use(host: str, port: int) -> bool:
 
 def busy_ports(config: Config) -> list[str]:
     """Settings whose port another program already holds (checked before starting)."""
-    wanted = [
-        ("server.port", config.server.host, config.server.port),
-        ("rasa.url", *_port_of(config.rasa.url)),
-        ("rasa.actions_url", *_port_of(config.rasa.actions_url)),
-    ]
+    wanted = [("server.port", config.server.host, config.server.port)]
+    if config.rasa.started_here:
+        servers = config.rasa.servers
+        for n, server in enumerate(servers, start=1):
+            which = f" (server {n} of rasa.processes: {len(servers)})" if len(servers) > 1 else ""
+            wanted.append((f"rasa.url{which}", *_port_of(server.url)))
+            wanted.append((f"rasa.actions_url{which}", *_port_of(server.actions_url)))
     if not config.secrets.redis_url:
         wanted.append(("redis.embedded_port", embedded_redis_host(config), config.redis.embedded_port))
     return [f"{key}: port {port} is already in use" for key, host, port in wanted if port_in_use(host, port)]
@@ -149,11 +156,21 @@ def write_redis_auth_file(config: Config, password: str) -> Path:
     return path
 
 
-def rasa_spec(config: Config, env: dict[str, str], model: Path) -> ProcessSpec:
-    host, port = _port_of(config.rasa.url)
+def _names(config: Config, kind: str) -> list[str]:
+    count = len(config.rasa.servers)
+    return [kind] if count == 1 else [f"{kind}{n}" for n in range(1, count + 1)]
+
+
+def rasa_spec(
+    config: Config, env: dict[str, str], model: Path, server: RasaServer | None = None, name: str = "rasa"
+) -> ProcessSpec:
+    """One Rasa server (``server``: the first unless given), its endpoints pointing to its own
+    action server."""
+    server = server or config.rasa.servers[0]
+    host, port = _port_of(server.url)
     project = config.path(config.rasa.project_dir)
     return ProcessSpec(
-        name="rasa",
+        name=name,
         argv=[
             sys.executable,
             "-m",
@@ -169,20 +186,45 @@ def rasa_spec(config: Config, env: dict[str, str], model: Path) -> ProcessSpec:
             "--port",
             str(port),
         ],
-        env=env,
+        env={**env, "DEBTBOT_ACTIONS_URL": server.actions_url},
         cwd=config.base_dir,
         stop_timeout=15,
     )
 
 
-def actions_spec(config: Config, env: dict[str, str]) -> ProcessSpec:
+def actions_spec(
+    config: Config, env: dict[str, str], server: RasaServer | None = None, name: str = "actions"
+) -> ProcessSpec:
+    """One action server (``server``'s: the first unless given). It binds to the host and port of
+    ``rasa.actions_url``, which its own environment sets to its server's (one process each)."""
+    server = server or config.rasa.servers[0]
     return ProcessSpec(
-        name="actions",
+        name=name,
         argv=[sys.executable, "-m", "bot.runtime.action_server"],
-        env=env,
+        env={**env, "DEBTBOT__RASA__ACTIONS_URL": server.actions_url, "DEBTBOT__RASA__PROCESSES": "1"},
         cwd=config.base_dir,
         stop_timeout=10,
     )
+
+
+def rasa_specs(config: Config, env: dict[str, str], model: Path) -> list[ProcessSpec]:
+    """Every Rasa server ``debtbot run`` starts (none with ``rasa.urls``)."""
+    if not config.rasa.started_here:
+        return []
+    return [
+        rasa_spec(config, env, model, server, name)
+        for server, name in zip(config.rasa.servers, _names(config, "rasa"), strict=True)
+    ]
+
+
+def actions_specs(config: Config, env: dict[str, str]) -> list[ProcessSpec]:
+    """Every action server ``debtbot run`` starts, one per Rasa server (none with ``rasa.urls``)."""
+    if not config.rasa.started_here:
+        return []
+    return [
+        actions_spec(config, env, server, name)
+        for server, name in zip(config.rasa.servers, _names(config, "actions"), strict=True)
+    ]
 
 
 def worker_specs(config: Config, env: dict[str, str]) -> list[ProcessSpec]:
@@ -241,15 +283,19 @@ def process_specs(config: Config, model: Path) -> list[ProcessSpec]:
     """Every process, in start order."""
     env = child_env(config)
     specs = [] if config.secrets.redis_url else [redis_spec(config, env)]
-    specs += [rasa_spec(config, env, model), actions_spec(config, env)]
+    specs += rasa_specs(config, env, model) + actions_specs(config, env)
     specs += worker_specs(config, env)
     specs.append(gateway_spec(config, env))
     return specs
 
 
 def rasa_ready(config: Config) -> bool:
-    return _http_ok(f"{config.rasa.url}/status", params={"token": config.secrets.rasa_token})
+    """Every Rasa server answers ``/status``."""
+    token = config.secrets.rasa_token
+    return all(_http_ok(f"{url}/status", params={"token": token}) for url in config.rasa.server_urls)
 
 
 def actions_ready(config: Config) -> bool:
-    return _http_ok(f"{config.rasa.actions_url}/health")
+    """Every action server answers ``/health``."""
+    urls = dict.fromkeys(server.actions_url for server in config.rasa.servers)
+    return all(_http_ok(f"{url}/health") for url in urls)

@@ -58,7 +58,12 @@ def run_all(config: Config) -> int:
         if not config.production:
             _seed_example_accounts(config, supervisor)
             example = _example_supervisor(config, supervisor)
-        supervisor.say("processes started; waiting for the Rasa server to load its model")
+        count = len(config.rasa.servers)
+        supervisor.say(
+            "processes started; waiting for the Rasa server to load its model"
+            if count == 1
+            else f"processes started; waiting for the {count} Rasa servers to load their model"
+        )
         if supervisor.wait_all_ready(
             {"rasa": lambda: rasa_ready(config), "actions": lambda: actions_ready(config)}, 300
         ):
@@ -116,6 +121,23 @@ def _example_supervisor(config: Config, supervisor: Supervisor) -> tuple[str, st
     return EXAMPLE_SUPERVISOR, password
 
 
+def _rasa_lines(config: Config) -> list[str]:
+    """The banner's Rasa and action servers: one line each, or one per server."""
+    rasa = config.rasa
+    where = "" if rasa.started_here else ", run elsewhere"
+    servers = rasa.servers
+    if len(servers) == 1:
+        return [
+            f"  rasa       {servers[0].url}  (token auth{where})",
+            f"  actions    {servers[0].actions_url}  (token auth{where})",
+        ]
+    lines = [f"  rasa       {len(servers)} servers, each conversation pinned to one{where}:"]
+    for n, server in enumerate(servers, start=1):
+        actions = f", actions {server.actions_url}" if rasa.started_here or rasa.actions_urls else ""
+        lines.append(f"    rasa{n:<6} {server.url}{actions}  (token auth)")
+    return lines
+
+
 def _banner(
     config: Config, supervisor: Supervisor, seconds: float, example: tuple[str, str] | None = None
 ) -> None:
@@ -139,11 +161,8 @@ def _banner(
                      "debtbot agents add NAME --role supervisor)")  # fmt: skip
     if config.simulator.enabled and not config.production:
         lines.append(f"  simulator  {server.internal_url}/simulator  (development only)")
-    lines += [
-        f"  rasa       {config.rasa.url}  (token auth)",
-        f"  actions    {config.rasa.actions_url}  (token auth)",
-        f"  redis      {redis_line}",
-    ]
+    lines += _rasa_lines(config)
+    lines.append(f"  redis      {redis_line}")
     for name, mode in channel_modes(config).items():
         why = (
             f" ({_WHY[name]}: replies go to {server.internal_url}/simulator/outbox)"

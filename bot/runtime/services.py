@@ -56,6 +56,7 @@ from channels.sandbox import SandboxChannel, SandboxOutbox
 from channels.sms import SmsChannel
 from channels.telegram import TelegramChannel
 from dialogue.rasa_client import RasaClient
+from dialogue.rasa_pool import RasaPool, RedisPins
 
 logger = logging.getLogger(__name__)
 
@@ -94,11 +95,10 @@ class Services:
 
     @property
     def rasa(self) -> RasaClient:
-        """The Rasa client (created on first use: the gateway rarely needs it)."""
+        """The Rasa client (created on first use: the gateway rarely needs it): with several Rasa
+        servers, the pool that keeps each conversation on one (``dialogue.rasa_pool``)."""
         if self._rasa is None:
-            self._rasa = RasaClient(
-                self.config.rasa.url, self.config.secrets.rasa_token, timeout=self.config.rasa.timeout_seconds
-            )
+            self._rasa = build_rasa(self.config, self.redis)
         return self._rasa
 
     @property
@@ -160,8 +160,7 @@ class Services:
             handoff=self.handoff, outbound=self.outbound, jobs=self.jobs,
             # An agent's click waits on these calls: a short timeout, then the events wait
             # in order for the scheduler's tick (Desk.flush_tracker_events).
-            rasa=RasaClient(self.config.rasa.url, self.config.secrets.rasa_token,
-                            timeout=min(3.0, self.config.rasa.timeout_seconds)),
+            rasa=build_rasa(self.config, self.redis, timeout=min(3.0, self.config.rasa.timeout_seconds)),
             dead_letters=self.dead_letters, links=self.links,
             email=self.email_envelope() if "email" in self.channels else None,
             # Plans set up by agents: stored, linked and announced as the bot's are.
@@ -305,6 +304,19 @@ class Services:
         url, secret = self.config.plans.webhook_url, self.config.secrets.plans_webhook_secret
         if url and secret:
             self.jobs.handle(WEBHOOKS, WebhookSender(url, secret))
+
+
+def build_rasa(config: Config, client: redis.Redis[bytes], *, timeout: float | None = None) -> RasaClient:
+    """The client of the configured Rasa server, or with several (``rasa.processes``,
+    ``rasa.urls``) the pool that pins each conversation to one of them, the pins in Redis so that
+    every process (workers, the console's desk) agrees."""
+    rasa = config.rasa
+    seconds = rasa.timeout_seconds if timeout is None else timeout
+    urls = rasa.server_urls
+    if len(urls) == 1:
+        return RasaClient(urls[0], config.secrets.rasa_token, timeout=seconds)
+    pins = RedisPins(client, config.redis.key_prefix)
+    return RasaPool(urls, config.secrets.rasa_token, seconds, pins=pins, repin_after=rasa.repin_after_seconds)
 
 
 def build_channels(config: Config, outbox: SandboxOutbox, pacer: Pacer | None = None) -> dict[str, Channel]:

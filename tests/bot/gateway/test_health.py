@@ -116,3 +116,17 @@ def test_only_live_workers_count_for_dead_threads(
     publish_state(redis_client, services.keys, "here", {"consumer:drain": True}, restarts=0, now=now)
     report = checks(services)[1]["worker"]
     assert report["ok"] is True and list(report["workers"]) == ["here"]
+
+
+def test_with_several_rasa_servers_each_is_checked_and_all_must_answer(
+    make_config: ConfigFactory, redis_client: redis.Redis
+) -> None:
+    rasa, actions = free_port(), free_port()
+    config = make_config(rasa={"url": f"http://127.0.0.1:{rasa}", "actions_url": f"http://127.0.0.1:{actions}",
+                               "processes": 2})  # fmt: skip
+    _, report = checks(build_services(config, redis_client))
+    assert report["rasa"]["ok"] is False and report["actions"]["ok"] is False
+    assert sorted(report["rasa"]["servers"]) == [
+        f"http://127.0.0.1:{rasa}/status", f"http://127.0.0.1:{rasa + 1}/status",
+    ]  # fmt: skip
+    assert len(report["actions"]["servers"]) == 2
