@@ -10,7 +10,7 @@ import redis
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.message import Message
 
-from bot.store.jobs import Jobs
+from bot.store.jobs import DRAIN_QUEUE, REPLY_QUEUE, Jobs
 from bot.store.queues import Entry, KeyedQueue
 
 Q = "inbound"
@@ -121,3 +121,77 @@ def test_a_job_that_must_wait_replans_its_key_with_the_backoff(
     (retry,) = sent(broker, "drain.DQ")
     plan = queue.planned("a")
     assert plan is not None and retry.args == (Q, "a", plan.token) and plan.token != job.args[2]
+
+
+# the reply lane ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def two_lanes(broker: StubBroker, redis_client: redis.Redis) -> tuple[Jobs, KeyedQueue, KeyedQueue]:
+    inbound = KeyedQueue(redis_client, "t:q", "inbound", lease_seconds=1)
+    outbound = KeyedQueue(redis_client, "t:q", "outbound", lease_seconds=1)
+    return Jobs(broker, {"inbound": inbound, "outbound": outbound}), inbound, outbound
+
+
+def test_reply_drains_go_to_their_own_job_queue_and_the_dialogue_ones_stay_on_drain(
+    two_lanes: tuple[Jobs, KeyedQueue, KeyedQueue], broker: StubBroker
+) -> None:
+    jobs, _, _ = two_lanes
+    jobs.schedule("inbound", "a")
+    jobs.schedule("outbound", "sms:+1")
+    assert [m.args[:2] for m in sent(broker, DRAIN_QUEUE)] == [("inbound", "a")]
+    (reply,) = sent(broker, REPLY_QUEUE)
+    assert reply.args[:2] == ("outbound", "sms:+1") and reply.actor_name == REPLY_QUEUE
+    assert jobs.job_queues == {DRAIN_QUEUE, REPLY_QUEUE}
+
+
+def test_a_reply_job_runs_the_reply_drain_with_the_same_plan_and_token_checks(
+    two_lanes: tuple[Jobs, KeyedQueue, KeyedQueue], broker: StubBroker
+) -> None:
+    jobs, _, outbound = two_lanes
+    seen: list[str] = []
+    jobs.handle("outbound", lambda e: seen.append(e.payload))
+    add(outbound, "sms:+1", "r1")
+    jobs.schedule("outbound", "sms:+1")
+    jobs.schedule("outbound", "sms:+1", force=True)
+    old, new = sent(broker, REPLY_QUEUE)
+    run(jobs, old)
+    assert seen == []
+    run(jobs, new)
+    assert seen == ["r1"] and outbound.planned("sms:+1") is None
+
+
+def test_an_overdue_reply_job_is_sent_again_on_the_reply_queue(
+    two_lanes: tuple[Jobs, KeyedQueue, KeyedQueue], broker: StubBroker
+) -> None:
+    jobs, _, outbound = two_lanes
+    add(outbound, "sms:+1", "r1")
+    jobs.schedule("outbound", "sms:+1")
+    sent(broker, REPLY_QUEUE)  # lost
+    token = outbound.planned("sms:+1").token  # type: ignore[union-attr]
+    outbound.replan("sms:+1", token, due=time.time() - 10)
+    assert jobs.resend_overdue(grace_seconds=5) == 1
+    assert sent(broker, DRAIN_QUEUE) == []
+    (again,) = sent(broker, REPLY_QUEUE)
+    assert again.args == ("outbound", "sms:+1", token)
+
+
+def test_a_busy_reply_key_is_looked_at_again_on_the_reply_queue(
+    two_lanes: tuple[Jobs, KeyedQueue, KeyedQueue], broker: StubBroker, redis_client: redis.Redis
+) -> None:
+    jobs, _, outbound = two_lanes
+    jobs.handle("outbound", lambda e: None)
+    add(outbound, "sms:+1", "r1")
+    redis_client.set("t:q:outbound:sms:+1:lock", "another-drain", px=5000)
+    jobs.schedule("outbound", "sms:+1")
+    (job,) = sent(broker, REPLY_QUEUE)
+    run(jobs, job)
+    (retry,) = sent(broker, f"{REPLY_QUEUE}.DQ")
+    assert retry.args == job.args and sent(broker, "drain.DQ") == []
+
+
+def test_lanes_can_be_set_explicitly(broker: StubBroker, redis_client: redis.Redis) -> None:
+    webhooks = KeyedQueue(redis_client, "t:q", "webhooks")
+    outbound = KeyedQueue(redis_client, "t:q", "outbound")
+    jobs = Jobs(broker, {"webhooks": webhooks, "outbound": outbound}, lanes={"webhooks": REPLY_QUEUE})
+    assert jobs.lane("webhooks") == REPLY_QUEUE and jobs.lane("outbound") == DRAIN_QUEUE
