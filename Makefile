@@ -98,10 +98,15 @@ nlu-floor: $(STAMP)
 		RASA_TELEMETRY_ENABLED=false TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m bot.ops.evaluate --model "$$model" \
 		--tests rasa_project/tests --fail-below 0.85
 
-# Benchmarks (not tests): ratios against a baseline measured in the same run.
-bench: $(STAMP)
+# Benchmarks (not tests): ratios against a baseline measured in the same run. bench.e2e (about
+# 10 minutes) runs the product, Rasa alone and Rasa's Twilio connector on the same model and
+# conversations, writes bench/results/latest.json; `python -m bench.report` puts it in the README.
+bench: $(STAMP) model
 	$(BIN)/python -m bench.webhooks
 	$(BIN)/python -m bench.outreach
+	$(BIN)/python -m bench.job_latency
+	$(BIN)/python -m bench.rasa_validation
+	$(BIN)/python -m bench.e2e
 
 # The soak with faults (not a test; loopback only): 1,000 signed SMS over 100 conversations at
 # 3/s while every kind of process and Redis is killed; fails on anything lost, duplicated or out
