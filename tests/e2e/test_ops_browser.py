@@ -13,7 +13,6 @@ accessibility violation on any of these pages. The screenshots in docs/ops.md ar
 
 from __future__ import annotations
 
-import os
 import shutil
 import threading
 import time
@@ -33,12 +32,15 @@ from bot.console.agents import AgentDirectory, Role
 from bot.gateway.app import create_app
 from bot.ops.web import ops_blueprint
 from tests.conftest import ROOT, TEST_SECRETS, free_port, wait_for
+from tests.e2e import test_console_browser
 from tests.e2e.conftest import Product, open_by_outreach
-from tests.e2e.test_console_browser import AXE, BROWSER_ARGS, CHROMIUM
+from tests.e2e.test_console_browser import AXE, CHROMIUM, SCREENSHOTS, _no_accessibility_violations
+
+# The console's browser (Debian's Chromium through Playwright), found by name.
+browser = test_console_browser.browser
 
 pytestmark = pytest.mark.e2e
 
-SCREENSHOTS = ROOT / os.environ.get("DEBTBOT_SCREENSHOTS_DIR", "var/screenshots")
 DARNELL = "+15125550108"  # ACC-1011, Austin, English, Hill Country Internet
 ACCOUNT = "ACC-1011"
 CONVERSATION = "acct-ACC-1011"
@@ -107,15 +109,6 @@ def ops_console(product: Product) -> Iterator[OpsConsole]:
     shutil.rmtree(project, ignore_errors=True)
 
 
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
-        yield chromium
-        chromium.close()
-
-
 def _say(product: Product, text: str, sid: str) -> None:
     before = len(product.replies(DARNELL))
     assert product.sms(DARNELL, text, sid) == 200
@@ -124,10 +117,7 @@ def _say(product: Product, text: str, sid: str) -> None:
 
 def _checked(page: Any, what: str, screenshot: str | None = None) -> None:
     """No axe-core violation on the page; its screenshot for docs/ops.md."""
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
-    violations = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3]) for v in result["violations"]]
-    assert violations == [], f"{what}: {violations}"
+    _no_accessibility_violations(page, what)
     if screenshot:
         page.screenshot(path=str(SCREENSHOTS / screenshot), full_page=True)
 
