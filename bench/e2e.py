@@ -48,7 +48,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from email.utils import format_datetime
@@ -61,6 +61,7 @@ import psutil
 import yaml
 from twilio.request_validator import RequestValidator
 
+from bench import profile as profiling
 from bench.report import LATEST, RESULTS, render_table
 from bot.config import Config, RasaConfig, load_config
 from bot.ops.analytics.store import AnalyticsStore, database_url
@@ -491,6 +492,17 @@ class Processes:
                 continue
         return found
 
+    def python(self) -> list[tuple[str, int]]:
+        """(name, pid) of each Python process (what py-spy can read)."""
+        found: list[tuple[str, int]] = []
+        for name, process in self.each():
+            try:
+                if "python" in " ".join(process.cmdline()[:1]).lower() or "rasa" in process.name():
+                    found.append((name, process.pid))
+            except psutil.NoSuchProcess:
+                continue
+        return found
+
     def rss_mb(self) -> dict[str, float]:
         found: dict[str, float] = {}
         for name, process in self.each():
@@ -512,20 +524,25 @@ def closed_loop(
     turns: int,
     expected: Sequence[int] | None,
     processes: Processes,
+    profile: Path | None = None,
+    name: str = "",
 ) -> dict[str, Any]:
-    """Every debtor at once, each sending its next message when the replies are in."""
+    """Every debtor at once, each sending its next message when the replies are in (with
+    ``profile``, py-spy records each Python process meanwhile: bench/profile.py)."""
     per_debtor: list[list[Turn]] = [[] for _ in debtors]
     threads = [
         threading.Thread(target=_converse, args=(target, d, turns, expected, per_debtor[n]), daemon=True)
         for n, d in enumerate(debtors)
     ]
-    cpu_before, own_before = processes.cpu(), _own_cpu()
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    seconds = time.perf_counter() - started
+    spies = profiling.recording(profile, name, processes.python()) if profile else nullcontext()
+    with spies:
+        cpu_before, own_before = processes.cpu(), _own_cpu()
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        seconds = time.perf_counter() - started
     cpu_after, own_after = processes.cpu(), _own_cpu()
     done = [t for turns_of in per_debtor for t in turns_of if t.ok]
     failed = len(debtors) * turns - len(done)
@@ -624,7 +641,7 @@ def measure(
         "replies_per_message": expected,
         "calibration": [t.texts for t in last],
     }
-    result |= closed_loop(target, groups["load"], args.turns, expected, processes)
+    result |= closed_loop(target, groups["load"], args.turns, expected, processes, args.profile, target.name)
     say(
         f"{target.name}: {result['throughput']['msgs_per_s']} msgs/s "
         f"({result['throughput']['failed']} failed), CPU {result['cpu']['per_message_ms']} ms/message"
@@ -867,6 +884,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-scale-out", action="store_true", help="skip the run with 2 Rasa processes")
     parser.add_argument("--keep", type=Path, help="keep the logs and configuration in this folder")
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy each process in the closed loop; profiles and summary.md here"
+    )
     args = parser.parse_args(argv)
     args.debtors = args.debtors or (8 if args.quick else 50)
     args.latency_debtors = args.latency_debtors or (5 if args.quick else 15)
@@ -978,6 +998,8 @@ def main(argv: list[str] | None = None) -> int:
         + (f" and {LATEST}" if code == 0 else " (latest.json unchanged)")
         + f"; {results['seconds']} s"
     )
+    if args.profile:
+        say(f"profiles: {profiling.summarise(args.profile)}")
     if args.keep:
         shutil.copytree(scratch, args.keep, dirs_exist_ok=True)
     shutil.rmtree(scratch, ignore_errors=True)
