@@ -712,17 +712,23 @@ class Stack:
 
     def stock_rasa(self) -> tuple[ManagedProcess, int]:
         """Rasa as ``rasa run`` starts it (none of our changes), on the same endpoints (Redis,
-        the action server), with only Rasa's REST channel and its Twilio connector; started."""
+        the action server) except the event broker (Rasa's own SQL broker into the analytics
+        store, as the product had it before ``dialogue/event_broker.py``), with only Rasa's REST
+        channel and its Twilio connector; started."""
         port = free_port()
+        project = self.config.path(self.config.rasa.project_dir)
+        endpoints = yaml.safe_load((project / "endpoints.yml").read_text(encoding="utf-8"))
+        endpoints["event_broker"] = {"type": "SQL", "url": "${DEBTBOT_EVENTS_URL}"}
+        stock_endpoints = self._folder / "endpoints-stock.yml"
+        stock_endpoints.write_text(yaml.safe_dump(endpoints), encoding="utf-8")
         credentials = self._folder / "credentials-stock.yml"
         text = _credentials(self._folder, self._recorder, self._twilio_accounts, ours=False)
         credentials.write_text(text, encoding="utf-8")
-        project = self.config.path(self.config.rasa.project_dir)
         token = self.config.secrets.rasa_token  # a throw-away token of this run, on loopback
         spec = ProcessSpec(
             name="rasa-stock",
             argv=[str(Path(sys.executable).parent / "rasa"), "run", "--model", str(self._model),
-                  "--endpoints", str(project / "endpoints.yml"), "--credentials", str(credentials),
+                  "--endpoints", str(stock_endpoints), "--credentials", str(credentials),
                   "--enable-api", "--auth-token", token, "--interface", "127.0.0.1", "--port", str(port)],
             env=child_env(self.config),
             cwd=self.config.base_dir,

@@ -183,6 +183,12 @@ class Keys:
     def events(self) -> str:
         return self._k("events")
 
+    # Rasa's conversation events, appended by its event broker (dialogue/event_broker.py builds
+    # the same name) and copied into the analytics store by the ingester
+    @property
+    def rasa_events(self) -> str:
+        return self._k("rasa_events")
+
     # delivery status of each outbound message
     def delivery(self, outbox_id: str) -> str:
         return self._k("delivery", outbox_id)

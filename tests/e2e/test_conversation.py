@@ -79,10 +79,14 @@ def test_from_the_opener_to_a_created_plan_by_sms(product: Product) -> None:
     [(_, event)] = product.services.redis.xrange("debtbot:events")
     assert event[b"type"] == b"plan.created"
 
-    # Rasa's SQL event broker wrote the conversation into the analytics store's `events` table.
+    # Rasa's event broker put the conversation on its stream; the scheduler's housekeeping copies
+    # it into the analytics store's `events` table.
     from sqlalchemy import func, select
 
     from bot.ops.analytics.schema import RASA_EVENTS
+
+    assert product.services.redis.xlen("debtbot:rasa_events") > 10
+    product.services.ops_housekeeping(product.clock.now())
 
     with product.services.analytics.transaction() as connection:
         count = connection.execute(

@@ -20,6 +20,11 @@ it covers: a kill between reading and committing loses nothing and stores nothin
 - ``agent_queue`` (``keys.agent_queue``): ``escalated``, with the reason (never the person's words
   the entry carries: they belong to the transcript, not the analytics).
 
+Rasa's own conversation events come by a sixth stream (``keys.rasa_events``, written by Rasa's
+event broker ``dialogue/event_broker.py``): they are copied as they are into Rasa's ``events``
+table (what Rasa's SQL event broker used to write), in order, with the cursor in the same
+transaction, and the stream is trimmed up to what is stored.
+
 A stream trimmed past what was read (the ingester down longer than the stream's MAXLEN covers)
 is reported: a warning and one ``ingest_gap`` row, so the numbers say they miss something.
 
@@ -88,6 +93,9 @@ class Stream:
     name: str
     key: Callable[[Keys], str]
 
+
+#: The cursor's name for Rasa's own events (``keys.rasa_events``; see :meth:`Ingester.ingest_rasa`).
+RASA_STREAM = "rasa_events"
 
 STREAMS: tuple[Stream, ...] = (
     Stream("audit", lambda keys: keys.audit),
@@ -311,7 +319,35 @@ class Ingester:
         many rows were added."""
         if batch < 1:
             raise ValueError("batch must be at least 1")
-        return sum(self.ingest(stream, batch) for stream in STREAMS)
+        return sum(self.ingest(stream, batch) for stream in STREAMS) + self.ingest_rasa(batch)
+
+    def ingest_rasa(self, batch: int = 1000) -> int:
+        """Rasa's events from their stream into the ``events`` table until caught up; the
+        stream is trimmed up to the last stored entry (after the commit: a kill in between only leaves
+        entries the cursor already skips). Return how many were stored."""
+        key = self.keys.rasa_events
+        added = 0
+        cursor = self.store.cursor(RASA_STREAM)
+        if cursor:
+            added += self._gap(RASA_STREAM, key, cursor)
+        while True:
+            entries = self.redis.xrange(key, f"({cursor}" if cursor else "-", "+", count=batch)
+            if not entries:
+                return added
+            events = []
+            for raw_id, raw_fields in entries:
+                fields = _decode(raw_fields)
+                if "data" not in fields:
+                    logger.warning("analytics: rasa_events entry %s skipped: no data", raw_id.decode())
+                    continue
+                events.append((fields.get("sender_id", "")[:255], fields["data"]))
+            cursor = entries[-1][0].decode()
+            added += self.store.add_rasa_events(events, cursor=(RASA_STREAM, cursor))
+            # Up to the last stored entry, which stays: the gap check before Redis 7 (the first
+            # entry past the cursor means trimmed unread) must not take our own trim for a loss.
+            self.redis.xtrim(key, minid=cursor, approximate=False)
+            if len(entries) < batch:
+                return added
 
     def ingest(self, stream: Stream, batch: int = 1000) -> int:
         """Ingest one stream until caught up; return how many rows were added."""

@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection, Engine  # type: ignore[import-untyped]
 from bot.clock import Clock
 from bot.config import Config
 from bot.errors import Unavailable
-from bot.ops.analytics.schema import INGEST_CURSORS, PRODUCT_EVENTS
+from bot.ops.analytics.schema import INGEST_CURSORS, PRODUCT_EVENTS, RASA_EVENTS
 
 __all__ = ["AnalyticsError", "AnalyticsStore", "EventRow", "database_url"]
 
@@ -237,6 +237,16 @@ class AnalyticsStore:
                 set_={"last_id": insert.excluded.last_id, "updated_at": insert.excluded.updated_at},
             )
         )
+
+    def add_rasa_events(self, events: Sequence[tuple[str, str]], *, cursor: tuple[str, str]) -> int:
+        """Rasa's events as (sender id, the event's JSON), in order, into Rasa's ``events`` table,
+        and ``cursor`` moved in the same transaction; return how many were stored."""
+        with self.transaction() as connection:
+            for start in range(0, len(events), _CHUNK):
+                chunk = events[start : start + _CHUNK]
+                connection.execute(RASA_EVENTS.insert(), [{"sender_id": s, "data": d} for s, d in chunk])
+            self._set_cursor(connection, *cursor)
+        return len(events)
 
     # --- reading -------------------------------------------------------------------------------
 

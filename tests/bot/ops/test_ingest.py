@@ -4,6 +4,7 @@ creditor events), read twice, killed before a commit, or fed entries it does not
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -24,6 +25,7 @@ from bot.ops.analytics.store import AnalyticsStore
 from bot.store.addresses import AddressBook
 from bot.store.agent_queue import AgentQueue
 from bot.store.connection import Keys
+from dialogue.event_broker import RedisStreamEventBroker, stream_key
 
 #: The PostgreSQL server and ``analytics_database`` (SQLite and PostgreSQL, one test each).
 pytest_plugins = ["tests.fakes.postgres"]
@@ -347,3 +349,71 @@ def test_redis_7_names_the_newest_entry_it_removed_and_the_gap_is_exact(
     [gap] = store.events("ingest_gap")
     assert gap.detail == {"stream": "agent_queue", "after": "1700000000100-0", "up_to": "1700000000300-0",
                           "exact": True}  # fmt: skip
+
+
+# --- Rasa's own events (its event broker's stream) -----------------------------------------------
+
+
+def _rasa_rows(store: AnalyticsStore) -> list[tuple[str, dict[str, object]]]:
+    with store.engine.connect() as connection:
+        rows = connection.execute(sa.text("SELECT sender_id, data FROM events ORDER BY id")).all()
+    return [(sender, json.loads(data)) for sender, data in rows]
+
+
+def _rasa_broker(client: redis.Redis, keys: Keys) -> RedisStreamEventBroker:
+    broker = RedisStreamEventBroker(client, stream_key(keys.prefix))
+    assert broker.key == keys.rasa_events  # the broker and the product name one stream
+    return broker
+
+
+def test_rasas_events_are_copied_in_order_into_its_events_table_and_the_stream_trimmed(
+    redis_client: redis.Redis, keys: Keys, store: AnalyticsStore, ingester: Ingester
+) -> None:
+    broker = _rasa_broker(redis_client, keys)
+    said = [{"sender_id": CONVERSATION, "event": "user", "text": f"message {n}", "timestamp": T0.timestamp() + n}
+            for n in range(5)]  # fmt: skip
+    broker.publish(said[0])
+    broker.publish_many(said[1:])
+    assert ingester.run_once(batch=2) == 5
+    assert _rasa_rows(store) == [(CONVERSATION, event) for event in said]
+    # Trimmed up to the last stored entry (kept, so an older Redis's gap check sees no loss).
+    assert redis_client.xlen(keys.rasa_events) == 1
+    broker.publish({"sender_id": "acct-B2", "event": "bot", "text": "hi", "timestamp": T0.timestamp()})
+    assert ingester.run_once() == 1
+    assert [sender for sender, _ in _rasa_rows(store)] == [CONVERSATION] * 5 + ["acct-B2"]
+    assert store.count(kind="ingest_gap") == 0
+
+
+def test_a_kill_between_storing_rasas_events_and_trimming_stores_nothing_twice(
+    redis_client: redis.Redis, keys: Keys, store: AnalyticsStore, ingester: Ingester,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    broker = _rasa_broker(redis_client, keys)
+    broker.publish_many(
+        [{"sender_id": CONVERSATION, "event": "slot", "name": "verified", "value": n} for n in range(3)]
+    )
+
+    def die(*args: object, **kwargs: object) -> None:
+        raise Killed
+
+    monkeypatch.setattr(redis_client, "xtrim", die)
+    with pytest.raises(Killed):
+        ingester.run_once()
+    monkeypatch.undo()
+    assert len(_rasa_rows(store)) == 3  # committed before the kill
+    assert ingester.run_once() == 0  # the cursor skips what is still on the stream
+    assert [event["value"] for _, event in _rasa_rows(store)] == [0, 1, 2]
+
+
+def test_rasas_events_trimmed_unread_are_reported_as_a_gap(
+    redis_client: redis.Redis, keys: Keys, store: AnalyticsStore, ingester: Ingester
+) -> None:
+    broker = _rasa_broker(redis_client, keys)
+    broker.publish({"sender_id": CONVERSATION, "event": "user", "text": "one"})
+    assert ingester.run_once() == 1
+    broker.publish_many([{"sender_id": CONVERSATION, "event": "user", "text": t} for t in ("two", "three")])
+    redis_client.xtrim(keys.rasa_events, maxlen=1, approximate=False)  # "two" lost unread
+    assert ingester.run_once() == 2  # the gap row and "three"
+    assert [event["text"] for _, event in _rasa_rows(store)] == ["one", "three"]
+    [gap] = store.events("ingest_gap")
+    assert gap.detail["stream"] == "rasa_events"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,14 @@ from bot.config import Config, load_config
 from bot.errors import ConfigError
 from bot.runtime.launch import child_env, process_specs, redis_spec
 from bot.runtime.supervisor import ManagedProcess
-from bot.store.connection import connect, embedded_redis_password, redis_address, redis_display_url, redis_url
+from bot.store.connection import (
+    Keys,
+    connect,
+    embedded_redis_password,
+    redis_address,
+    redis_display_url,
+    redis_url,
+)
 from tests.conftest import ROOT, TEST_SECRETS, free_port, wait_for, write_config
 
 
@@ -75,6 +83,26 @@ def test_rasa_tracker_and_lock_stores_connect_with_the_password(embedded: Config
     assert lock_store.red.ping()
     assert endpoints.action is not None
     assert endpoints.action.headers == {"Authorization": f"Bearer {TEST_SECRETS['DEBTBOT_ACTIONS_TOKEN']}"}
+
+
+def test_rasas_event_broker_writes_onto_the_products_stream_with_the_password(embedded: Config) -> None:
+    import asyncio
+
+    from rasa.core.brokers.broker import EventBroker
+    from rasa.core.utils import AvailableEndpoints
+
+    saved = dict(os.environ)
+    os.environ.update(child_env(embedded))
+    try:
+        endpoints = AvailableEndpoints.read_endpoints(str(ROOT / "rasa_project" / "endpoints.yml"))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    broker = asyncio.run(EventBroker.create(endpoints.event_broker))
+    assert broker is not None and broker.is_ready()
+    broker.publish({"sender_id": "acct-A1", "event": "user", "text": "hello"})
+    [(_, fields)] = connect(embedded).xrange(Keys(embedded.redis.key_prefix).rasa_events)
+    assert fields[b"sender_id"] == b"acct-A1" and json.loads(fields[b"data"])["text"] == "hello"
 
 
 def test_redis_password_is_made_once_private_and_reused(tmp_path: Path) -> None:
