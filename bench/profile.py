@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 # Frames from these folders are "ours": the summary's inclusive table lists only them.
-OWN_PACKAGES = ("/bot/", "/channels/", "/dialogue/", "/bench/")
+OWN_PACKAGES = ("bot/", "channels/", "dialogue/", "bench/", "rasa/")
 RATE = 50
 
 
@@ -35,8 +35,12 @@ def py_spy() -> str | None:
 
 
 @contextmanager
-def recording(folder: Path, system: str, processes: Iterable[tuple[str, int]]) -> Iterator[None]:
-    """py-spy on each (name, pid) while the block runs; raw profiles into ``folder``."""
+def recording(
+    folder: Path, system: str, processes: Iterable[tuple[str, int]], *, gil: bool = False
+) -> Iterator[None]:
+    """py-spy on each (name, pid) while the block runs; raw profiles into ``folder``. With
+    ``gil``, only the thread holding the GIL is sampled: where the CPU goes in a process whose
+    threads mostly wait for the GIL (a thread waiting for it shows at its last I/O otherwise)."""
     executable = py_spy()
     if executable is None:
         raise RuntimeError("py-spy is not installed: `make install` (it is in the dev group)")
@@ -45,7 +49,7 @@ def recording(folder: Path, system: str, processes: Iterable[tuple[str, int]]) -
     for name, pid in processes:
         output = folder / f"{system}-{name}.txt"
         argv = [executable, "record", "--pid", str(pid), "--rate", str(RATE), "--format", "raw"]
-        argv += ["--output", str(output)]
+        argv += ["--output", str(output)] + (["--gil"] if gil else [])
         spies.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     try:
         yield
@@ -89,13 +93,20 @@ def top_own(stacks: Counter[tuple[str, ...]], count: int = 15) -> list[tuple[str
     return [(frame, samples / total) for frame, samples in own.most_common(count)]
 
 
+def _ours(short: str) -> bool:
+    """A shortened frame ("func (pkg/mod.py)") in one of :data:`OWN_PACKAGES` (py-spy gives
+    paths relative to the working folder or absolute)."""
+    where = short.rpartition(" (")[2]
+    return where.startswith(OWN_PACKAGES)
+
+
 def top_inclusive(stacks: Counter[tuple[str, ...]], count: int = 25) -> list[tuple[str, float]]:
     """The project's functions with the most samples at or under them (each counted once per
     stack, so recursion does not inflate them)."""
     total = sum(stacks.values()) or 1
     inclusive: Counter[str] = Counter()
     for stack, samples in stacks.items():
-        seen = {_short(f) for f in stack if any(p in f for p in OWN_PACKAGES) or "rasa/" in f}
+        seen = {short for short in map(_short, stack) if _ours(short)}
         for frame in seen:
             inclusive[frame] += samples
     return [(frame, samples / total) for frame, samples in inclusive.most_common(count)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import cast
 
 import click
 
@@ -33,16 +34,49 @@ def main() -> None:
     """debtbot: the omnichannel debt-recovery messaging bot."""
 
 
+#: ``debtbot run --role`` (bot.runtime.launch.ROLES; not imported here, to keep the CLI quick).
+RUN_ROLES = ("all", "gateway", "worker", "dialogue")
+
+
 @main.command()
 @config_option
-def run(config_path: str | None) -> None:
-    """Start every process (Redis, Rasa, actions, worker, gateway); Ctrl-C stops them all."""
-    from bot.runtime.run import run_all
+@click.option(
+    "--role", type=click.Choice(RUN_ROLES), default="all", show_default=True,
+    help="what to start: everything (with an embedded Redis when REDIS_URL is unset), or one part "
+    "on the shared Redis (REDIS_URL): the gateway, the worker(s), or one Rasa server with its "
+    "action server (dialogue)",
+)  # fmt: skip
+@click.option(
+    "--server", type=click.IntRange(min=1), default=None,
+    help="with --role dialogue: which Rasa server, 1 for the first of rasa.urls and rasa.actions_urls",
+)  # fmt: skip
+@click.option(
+    "--health", is_flag=True,
+    help="start nothing: exit 0 when this role's processes here answer, 1 otherwise (the containers' "
+    "health check)",
+)  # fmt: skip
+def run(config_path: str | None, role: str, server: int | None, health: bool) -> None:
+    """Start every process (Redis, Rasa, actions, worker, gateway), or one role's; Ctrl-C stops them all."""
+    from bot.runtime.launch import RunRole, check_role, role_health
+    from bot.runtime.run import run_role
 
     config = _load(config_path)
+    chosen = cast(RunRole, role)
+    try:
+        check_role(config, chosen, server)
+    except ConfigError as exc:
+        click.echo("configuration error (nothing was started):", err=True)
+        for problem in exc.problems:
+            click.echo(f"  {problem}", err=True)
+        sys.exit(2)
+    if health:
+        problems = role_health(config, chosen, server)
+        for problem in problems:
+            click.echo(problem, err=True)
+        sys.exit(1 if problems else 0)
     setup_logging(config.logging.level)
     try:
-        code = run_all(config)
+        code = run_role(config, chosen, server)
     except BotError as exc:
         click.echo(f"debtbot: {exc}", err=True)
         sys.exit(1)
@@ -556,7 +590,7 @@ def _exposure(config: Config) -> list[str]:
     """Where Rasa, the action server and Redis listen and what guards each (no secret shown)."""
     from urllib.parse import urlsplit
 
-    from bot.config import is_loopback
+    from bot.config import is_loopback, redis_url_guards
     from bot.store.connection import REDIS_PASSWORD_FILE, redis_display_url
 
     def where(host: str | None) -> str:
@@ -571,10 +605,8 @@ def _exposure(config: Config) -> list[str]:
         ]
     external = config.secrets.redis_url
     if external:
-        parts = urlsplit(external)
-        guard = ", ".join(
-            g for g, on in (("password", bool(parts.password)), ("TLS", parts.scheme == "rediss")) if on
-        )
+        _, password, tls = redis_url_guards(external)
+        guard = ", ".join(g for g, on in (("password", password), ("TLS", tls)) if on)
         lines.append(f"redis: external {redis_display_url(external)} ({guard or 'no password, no TLS'})")
     else:
         host = config.redis.embedded_host

@@ -77,6 +77,10 @@ class ServerConfig(_Section):
     public_url: str = "http://127.0.0.1:8000"
     workers: int = Field(default=2, ge=1, le=64)
     threads: int = Field(default=4, ge=1, le=64)
+    #: Reverse proxies in front of the gateway that set ``X-Forwarded-For``/``-Proto``: the
+    #: client's address is read that many hops back (werkzeug's ``ProxyFix``); 0: the headers
+    #: are ignored and the client is the socket's peer.
+    trusted_proxies: int = Field(default=0, ge=0, le=10)
 
     _check_url = validator("public_url", allow_reuse=True)(_http_url)
 
@@ -135,6 +139,10 @@ class RasaConfig(_Section):
     #: With several servers: how long a conversation stays pinned to the server of its last
     #: call when that server is down (it waits meanwhile), before it moves to the next one.
     repin_after_seconds: float = Field(default=180, ge=90, le=86400)
+    #: The address the Rasa and action servers that ``debtbot run`` starts listen on; unset: the
+    #: host of their URL. In a container, where the URL names the container (http://rasa1:5005),
+    #: 0.0.0.0.
+    bind_host: str | None = None
 
     _check_urls = validator("url", "actions_url", allow_reuse=True)(_http_url)
     _check_lists = validator("urls", "actions_urls", each_item=True, allow_reuse=True)(_http_url)
@@ -174,6 +182,16 @@ class RasaConfig(_Section):
     def _one_per_server(cls, value: list[str], values: dict[str, Any]) -> list[str]:
         if value and len(value) != len(values.get("urls") or []):
             raise ValueError("one action server per entry of rasa.urls, in the same order")
+        return value
+
+    @validator("bind_host")
+    def _an_address(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError("must be an IP address to listen on, e.g. 0.0.0.0 (every interface)") from None
         return value
 
     @validator("repin_after_seconds", always=True)
@@ -1135,8 +1153,15 @@ def _load_secrets(config: Config, env: Mapping[str, str]) -> tuple[Secrets, list
         return _development_secret(config, name)
 
     redis_url = get("REDIS_URL")
-    if redis_url and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
-        problems.append("REDIS_URL: must start with redis://, rediss:// or unix://")
+    if redis_url and is_sentinel_url(redis_url):
+        try:
+            parse_sentinel_url(redis_url)
+        except ValueError as exc:
+            problems.append(f"REDIS_URL: {exc}")
+    elif redis_url and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
+        problems.append(
+            "REDIS_URL: must start with redis://, rediss://, unix://, redis+sentinel:// or rediss+sentinel://"
+        )
     twilio_sid, twilio_token = get("TWILIO_ACCOUNT_SID"), get("TWILIO_AUTH_TOKEN")
     if bool(twilio_sid) != bool(twilio_token):
         problems.append("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN: set both (live SMS) or neither (sandbox)")
@@ -1204,6 +1229,108 @@ def _actions_token(config: Config, given: str | None, generated: list[str]) -> s
     return _development_secret(config, "DEBTBOT_ACTIONS_TOKEN")
 
 
+#: ``REDIS_URL`` schemes naming a master through Redis Sentinel (``rediss+``: TLS to the data nodes).
+SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
+SENTINEL_URL_FORM = "redis+sentinel://[user:password@]host:26379[,host2:26379...]/SERVICE[/DB]"
+DEFAULT_SENTINEL_PORT = 26379
+#: What a Sentinel URL's query may set (anything else is refused: a typo would go unnoticed).
+_SENTINEL_QUERY = ("sentinel_username", "sentinel_password", "sentinel_ssl", "ssl_ca_certs")
+
+
+@dataclass(frozen=True)
+class SentinelUrl:
+    """A parsed ``redis+sentinel://`` / ``rediss+sentinel://`` URL (the format is in
+    docs/architecture.md, "Redis: embedded, external, TLS, Sentinel")."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    service: str
+    db: int = 0
+    username: str = ""
+    password: str = ""
+    #: TLS to the master (``rediss+sentinel``).
+    tls: bool = False
+    sentinel_username: str = ""
+    sentinel_password: str = ""
+    #: TLS to the sentinels: ``?sentinel_ssl=``, else as :attr:`tls`.
+    sentinel_tls: bool = False
+    #: A private CA's certificates (PEM) for every TLS connection: ``?ssl_ca_certs=/path``.
+    ca_certs: str = ""
+
+
+def is_sentinel_url(url: str) -> bool:
+    return url.split("://", 1)[0].lower() in SENTINEL_SCHEMES
+
+
+def parse_sentinel_url(url: str) -> SentinelUrl:
+    """Split a Sentinel URL; a :class:`ValueError` says what is wrong (never the password)."""
+    from urllib.parse import parse_qsl, unquote
+
+    scheme, _, rest = url.partition("://")
+    if scheme.lower() not in SENTINEL_SCHEMES:
+        raise ValueError(
+            f"a Sentinel URL starts with redis+sentinel:// or rediss+sentinel://: {SENTINEL_URL_FORM}"
+        )
+    rest, _, query = rest.partition("?")
+    netloc, _, path = rest.partition("/")
+    userinfo, _, hosts = netloc.rpartition("@")
+    username, _, password = userinfo.partition(":")
+    sentinels = []
+    for entry in hosts.split(","):
+        entry = entry.strip()
+        if not entry:
+            continue
+        if entry.startswith("["):  # [IPv6]:port
+            host, _, port_text = entry[1:].partition("]")
+            port_text = port_text.removeprefix(":")
+        else:
+            host, _, port_text = entry.partition(":")
+        if not host:
+            raise ValueError(f"sentinel {entry!r} has no host name: {SENTINEL_URL_FORM}")
+        if port_text and not (port_text.isdigit() and 0 < int(port_text) < 65536):
+            raise ValueError(f"sentinel {host!r} has a bad port {port_text!r} (1-65535)")
+        sentinels.append((host, int(port_text) if port_text else DEFAULT_SENTINEL_PORT))
+    if not sentinels:
+        raise ValueError(f"a Sentinel URL names at least one sentinel host: {SENTINEL_URL_FORM}")
+    service, _, db_text = path.rstrip("/").partition("/")
+    if not service:
+        raise ValueError(f"a Sentinel URL names the master's service after the hosts: {SENTINEL_URL_FORM}")
+    if db_text and not db_text.isdigit():
+        raise ValueError(f"the database {db_text!r} after the service name must be a number (0, 1, ...)")
+    options: dict[str, str] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name not in _SENTINEL_QUERY:
+            raise ValueError(
+                f"unknown option {name!r} in a Sentinel URL (allowed: {', '.join(_SENTINEL_QUERY)})"
+            )
+        options[name] = value
+    tls = scheme.lower() == "rediss+sentinel"
+    sentinel_ssl = options.get("sentinel_ssl", "").lower()
+    if sentinel_ssl not in ("", "true", "false", "yes", "no", "1", "0"):
+        raise ValueError("sentinel_ssl must be true or false")
+    return SentinelUrl(
+        sentinels=tuple(sentinels),
+        service=unquote(service),
+        db=int(db_text or 0),
+        username=unquote(username),
+        password=unquote(password),
+        tls=tls,
+        sentinel_username=options.get("sentinel_username", ""),
+        sentinel_password=options.get("sentinel_password", ""),
+        sentinel_tls=sentinel_ssl in ("true", "yes", "1") if sentinel_ssl else tls,
+        ca_certs=options.get("ssl_ca_certs", ""),
+    )
+
+
+def redis_url_guards(url: str) -> tuple[list[str], bool, bool]:
+    """``REDIS_URL``'s hosts (the sentinels' for a Sentinel URL), whether it carries a password
+    and whether it uses TLS, for the production check and ``debtbot check-config``'s lines."""
+    if is_sentinel_url(url):
+        target = parse_sentinel_url(url)
+        return [host for host, _ in target.sentinels], bool(target.password), target.tls
+    parts = urlsplit(url)
+    return [parts.hostname or ""], bool(parts.password), parts.scheme == "rediss"
+
+
 def is_loopback(host: str | None) -> bool:
     """``localhost`` or an address in 127.0.0.0/8 or ``::1`` (what only this machine reaches)."""
     if not host:
@@ -1221,14 +1348,21 @@ def _exposure_problems(config: Config, secrets: Secrets) -> list[str]:
     if not config.production:
         return []
     problems = []
-    if secrets.redis_url:
-        parts = urlsplit(secrets.redis_url)
-        if parts.scheme == "redis" and not is_loopback(parts.hostname) and not parts.password:
+    try:
+        hosts, password, tls = redis_url_guards(secrets.redis_url or "unix:")
+    except ValueError:
+        hosts, password, tls = [], False, False  # a malformed Sentinel URL: reported already
+    if secrets.redis_url and not secrets.redis_url.startswith("unix:"):
+        remote = [host for host in hosts if not is_loopback(host)]
+        if remote and not password and not tls:
             problems.append(
-                f"REDIS_URL: {parts.hostname} is not this machine and the URL has neither a password "
-                "nor TLS; use redis://:PASSWORD@host:port/db or rediss://"
+                f"REDIS_URL: {', '.join(remote)} is not this machine and the URL has neither a password "
+                "nor TLS; use redis://:PASSWORD@host:port/db or rediss:// (Sentinel: "
+                "redis+sentinel://:PASSWORD@host:26379/SERVICE/db or rediss+sentinel://)"
             )
     exposed = {urlsplit(server.actions_url).hostname for server in config.rasa.servers}
+    if config.rasa.bind_host is not None:
+        exposed.add(config.rasa.bind_host)
     generated_token = "DEBTBOT_ACTIONS_TOKEN" in secrets.generated
     for host in sorted(h or "" for h in exposed if generated_token and not is_loopback(h)):
         problems.append(

@@ -79,6 +79,7 @@ class RedisStreamEventBroker(EventBroker):
             username=kwargs.get("username") or None,
             password=kwargs.get("password") or None,
             ssl=_flag(kwargs.get("use_ssl")),
+            ssl_ca_certs=kwargs.get("ssl_ca_certs") or None,
             socket_timeout=10,
             health_check_interval=30,
         )

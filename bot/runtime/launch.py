@@ -4,23 +4,44 @@ server(s), the worker(s), the gateway.
 With ``rasa.processes: N`` there are N Rasa servers on the port of ``rasa.url`` and the next
 ones, each with its own action server (``rasa.actions_url``'s port and the next ones; each Rasa
 server's endpoints point to its own, through ``DEBTBOT_ACTIONS_URL``). With ``rasa.urls`` the
-Rasa and action servers run elsewhere and none is started here."""
+Rasa and action servers run elsewhere and none is started here.
+
+``debtbot run --role`` starts one part only (a container each, ``deploy/compose.yaml``): the
+gateway, the worker(s), or one Rasa server with its own action server (``--role dialogue
+--server N``: the N-th of ``rasa.urls``/``rasa.actions_urls``); every role but ``all`` shares
+an external Redis (``REDIS_URL``) and starts none."""
 
 from __future__ import annotations
 
 import os
 import socket
 import sys
+import time
 from pathlib import Path
+from typing import Literal, get_args
 from urllib.parse import urlsplit
 
+import certifi
 import httpx
 import redis
 
 from bot.config import Config, RasaServer
+from bot.errors import ConfigError
 from bot.ops.analytics.store import database_url
 from bot.runtime.supervisor import ProcessSpec
-from bot.store.connection import embedded_redis_host, embedded_redis_password, redis_address, redis_url
+from bot.store.connection import (
+    Keys,
+    connect,
+    embedded_redis_host,
+    embedded_redis_password,
+    redis_address,
+    redis_url,
+)
+
+#: What ``debtbot run --role`` starts: ``all`` (everything, the default), ``gateway``, ``worker``
+#: (``worker.processes`` of them) or ``dialogue`` (one Rasa server and its action server).
+RunRole = Literal["all", "gateway", "worker", "dialogue"]
+ROLES: tuple[RunRole, ...] = get_args(RunRole)
 
 
 def _port_of(url: str) -> tuple[str, int]:
@@ -74,6 +95,8 @@ def child_env(config: Config) -> dict[str, str]:
         "DEBTBOT_REDIS_PASSWORD": address.password,
         # Rasa reads "" as false and "1" as true (endpoints.yml use_ssl).
         "DEBTBOT_REDIS_SSL": "1" if address.tls else "",
+        # Never empty: with TLS on, redis-py takes "" as a CA file and fails.
+        "DEBTBOT_REDIS_CA_CERTS": address.ca_certs or certifi.where(),
         "DEBTBOT_REDIS_PREFIX": config.redis.key_prefix,
         "DEBTBOT_ACTIONS_URL": config.rasa.actions_url,
         "DEBTBOT_ACTIONS_TOKEN": config.secrets.actions_token,
@@ -168,6 +191,7 @@ def rasa_spec(
     action server."""
     server = server or config.rasa.servers[0]
     host, port = _port_of(server.url)
+    host = config.rasa.bind_host or host
     project = config.path(config.rasa.project_dir)
     return ProcessSpec(
         name=name,
@@ -196,15 +220,32 @@ def actions_spec(
     config: Config, env: dict[str, str], server: RasaServer | None = None, name: str = "actions"
 ) -> ProcessSpec:
     """One action server (``server``'s: the first unless given). It binds to the host and port of
-    ``rasa.actions_url``, which its own environment sets to its server's (one process each)."""
+    ``rasa.actions_url``, which its own environment sets to its server's (one process each; with
+    ``rasa.bind_host``, that address and the URL's port), the lists of servers cleared."""
     server = server or config.rasa.servers[0]
     return ProcessSpec(
         name=name,
         argv=[sys.executable, "-m", "bot.runtime.action_server"],
-        env={**env, "DEBTBOT__RASA__ACTIONS_URL": server.actions_url, "DEBTBOT__RASA__PROCESSES": "1"},
+        env={
+            **env,
+            "DEBTBOT__RASA__ACTIONS_URL": _bound(server.actions_url, config.rasa.bind_host),
+            "DEBTBOT__RASA__PROCESSES": "1",
+            # Else rasa.actions_url would be the first of rasa.actions_urls again.
+            "DEBTBOT__RASA__URLS": "[]",
+            "DEBTBOT__RASA__ACTIONS_URLS": "[]",
+        },
         cwd=config.base_dir,
         stop_timeout=10,
     )
+
+
+def _bound(url: str, bind_host: str | None) -> str:
+    """``url`` with its host replaced by ``bind_host`` (when set), for a server to listen on."""
+    if not bind_host:
+        return url
+    parts = urlsplit(url)
+    host = f"[{bind_host}]" if ":" in bind_host else bind_host
+    return f"{parts.scheme}://{host}:{_port_of(url)[1]}"
 
 
 def rasa_specs(config: Config, env: dict[str, str], model: Path) -> list[ProcessSpec]:
@@ -299,3 +340,137 @@ def actions_ready(config: Config) -> bool:
     """Every action server answers ``/health``."""
     urls = dict.fromkeys(server.actions_url for server in config.rasa.servers)
     return all(_http_ok(f"{url}/health") for url in urls)
+
+
+# --- roles (``debtbot run --role``) -------------------------------------------------------------
+
+
+def dialogue_server(config: Config, server: int | None) -> tuple[int, RasaServer]:
+    """The Rasa server ``--role dialogue --server N`` runs (1-based; the only one without
+    ``--server``), and its number; :class:`ConfigError` naming what is wrong otherwise."""
+    servers = config.rasa.servers
+    listed = "rasa.urls" if config.rasa.urls else "rasa.processes"
+    if server is None:
+        if len(servers) == 1:
+            return 1, servers[0]
+        raise ConfigError(
+            [f"--server: which of the {len(servers)} Rasa servers of {listed} this process runs (1 to "
+             f"{len(servers)})"]
+        )  # fmt: skip
+    if not 1 <= server <= len(servers):
+        raise ConfigError(
+            [f"--server {server}: {listed} has {len(servers)} server(s): give 1 to {len(servers)}"]
+        )
+    if len(config.rasa.urls) > 1 and not config.rasa.actions_urls:
+        raise ConfigError(
+            ["rasa.actions_urls: --role dialogue starts each server's own action server: list them, "
+             "in the order of rasa.urls"]
+        )  # fmt: skip
+    return server, servers[server - 1]
+
+
+def check_role(config: Config, role: str, server: int | None = None) -> None:
+    """Refuse what a role cannot run with (:class:`ConfigError`, every problem named)."""
+    if role not in ROLES:
+        raise ConfigError([f"--role {role}: one of {', '.join(ROLES)}"])
+    problems = []
+    if role != "all" and not config.secrets.redis_url:
+        problems.append(
+            f"REDIS_URL: required with --role {role}: the processes of every role share one Redis "
+            "(only --role all starts an embedded one)"
+        )
+    if server is not None and role != "dialogue":
+        problems.append(f"--server: only with --role dialogue (not {role})")
+    if role == "dialogue":
+        try:
+            dialogue_server(config, server)
+        except ConfigError as exc:
+            problems += exc.problems
+    if problems:
+        raise ConfigError(problems)
+
+
+def _suffix(config: Config, number: int) -> str:
+    return "" if len(config.rasa.servers) == 1 else str(number)
+
+
+def role_specs(
+    config: Config, model: Path | None, role: RunRole, server: int | None = None
+) -> list[ProcessSpec]:
+    """What ``debtbot run --role`` starts, in start order (``all``: :func:`process_specs`)."""
+    check_role(config, role, server)
+    if role == "all":
+        assert model is not None
+        return process_specs(config, model)
+    env = child_env(config)
+    if role == "gateway":
+        return [gateway_spec(config, env)]
+    if role == "worker":
+        return worker_specs(config, env)
+    assert model is not None
+    number, chosen = dialogue_server(config, server)
+    suffix = _suffix(config, number)
+    return [
+        rasa_spec(config, env, model, chosen, f"rasa{suffix}"),
+        actions_spec(config, env, chosen, f"actions{suffix}"),
+    ]
+
+
+def role_busy_ports(config: Config, role: RunRole, server: int | None = None) -> list[str]:
+    """The ports a role would listen on that another program already holds."""
+    if role == "all":
+        return busy_ports(config)
+    wanted: list[tuple[str, str, int]] = []
+    if role == "gateway":
+        wanted.append(("server.port", config.server.host, config.server.port))
+    if role == "dialogue":
+        number, chosen = dialogue_server(config, server)
+        bind = config.rasa.bind_host
+        for key, url in (("rasa.urls", chosen.url), ("rasa.actions_urls", chosen.actions_url)):
+            host, port = _port_of(url)
+            wanted.append((f"{key} (server {number})", bind or host, port))
+    return [f"{key}: port {port} is already in use" for key, host, port in wanted if port_in_use(host, port)]
+
+
+def dialogue_ready(config: Config, server: RasaServer) -> bool:
+    """One Rasa server answers ``/status`` and its action server ``/health``."""
+    token = config.secrets.rasa_token
+    return _http_ok(f"{server.actions_url}/health") and _http_ok(f"{server.url}/status", {"token": token})
+
+
+def role_health(
+    config: Config, role: RunRole, server: int | None = None, now: float | None = None
+) -> list[str]:
+    """What of this machine's (container's) part does not answer (``debtbot run --health``,
+    the containers' health check); empty when healthy. The gateway: ``/healthz`` answers at
+    all (its 503 reports the other parts, and a gateway must keep accepting webhooks while
+    they are down); the worker: as many of this host's workers as ``worker.processes`` beat
+    in Redis; dialogue: its Rasa server's ``/status`` and its action server's ``/health``."""
+    check_role(config, role, server)
+    problems = []
+    if role in ("all", "gateway") and not _gateway_answers(config.server.internal_url):
+        problems.append(f"gateway: {config.server.internal_url}/healthz does not answer")
+    if role == "worker":
+        limit = 3 * config.worker.heartbeat_seconds
+        now = time.time() if now is None else now
+        try:
+            live = connect(config).zrangebyscore(
+                Keys(config.redis.key_prefix).worker_heartbeats, now - limit, "+inf"
+            )
+        except redis.RedisError as exc:
+            return [f"worker: Redis: {exc}"]
+        mine = [m for m in live if m.decode().startswith(f"{socket.gethostname()}:")]
+        if len(mine) < config.worker.processes:
+            problems.append(
+                f"worker: {len(mine)} of {config.worker.processes} worker(s) on {socket.gethostname()} "
+                f"beat in the last {limit:g}s"
+            )
+    if role == "dialogue":
+        number, chosen = dialogue_server(config, server)
+        if not dialogue_ready(config, chosen):
+            problems.append(
+                f"dialogue: Rasa server {number} ({chosen.url}) or its action server does not answer"
+            )
+    if role == "all" and not (rasa_ready(config) and actions_ready(config)):
+        problems.append("rasa: a Rasa server or an action server does not answer")
+    return problems

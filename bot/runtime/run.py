@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from pathlib import Path
 
 import redis
 
@@ -12,8 +13,20 @@ from bot.clock import Clock
 from bot.config import Config, channel_modes
 from bot.console.agents import AgentDirectory, AgentError, Role
 from bot.ops.analytics.store import AnalyticsError, AnalyticsStore, database_url
-from bot.runtime.launch import actions_ready, busy_ports, process_specs, rasa_ready
-from bot.runtime.model import ensure_model
+from bot.runtime.launch import (
+    RunRole,
+    actions_ready,
+    busy_ports,
+    check_role,
+    dialogue_ready,
+    dialogue_server,
+    process_specs,
+    rasa_ready,
+    role_busy_ports,
+    role_specs,
+)
+from bot.runtime.model import ensure_model, model_path
+from bot.runtime.redis_watch import watch_redis_master
 from bot.runtime.supervisor import Supervisor, SupervisorError, install_signal_handlers
 from bot.store.accounts import AccountStore, read_import_file
 from bot.store.connection import REDIS_PASSWORD_FILE, Keys, connect, redis_display_url, redis_url
@@ -48,6 +61,8 @@ def run_all(config: Config) -> int:
     except AnalyticsError as exc:
         raise SupervisorError(f"cannot start: the analytics store: {exc}") from exc
     supervisor = Supervisor(process_specs(config, model))
+    # Behind Sentinel: Rasa's stores take the master's address, so a failover restarts them.
+    watch_redis_master(config, supervisor)
     supervisor.say(f"model {model.name} ({'trained now' if trained else 'unchanged, reused'})")
     supervisor.say("channels: " + ", ".join(f"{name} {mode}" for name, mode in channel_modes(config).items()))
     install_signal_handlers(supervisor)
@@ -76,6 +91,98 @@ def run_all(config: Config) -> int:
         supervisor.stop()
         supervisor.say("all processes stopped")
     return code
+
+
+def run_role(config: Config, role: RunRole, server: int | None = None) -> int:
+    """``debtbot run --role``: one part only, on the shared Redis (a container each,
+    ``deploy/compose.yaml``); the same supervisor (restarts) and banner lines for what it
+    started. ``all``: :func:`run_all`. Raises ``ConfigError`` for what the role cannot run with."""
+    check_role(config, role, server)
+    if role == "all":
+        return run_all(config)
+    busy = role_busy_ports(config, role, server)
+    if busy:
+        raise SupervisorError("cannot start:\n  " + "\n  ".join(busy))
+    started = time.monotonic()
+    model = trained_model(config) if role == "dialogue" else None
+    _migrate_once(config)
+    supervisor = Supervisor(role_specs(config, model, role, server))
+    if role == "dialogue":
+        watch_redis_master(config, supervisor)
+    if model is not None:
+        supervisor.say(f"model {model.name} (trained before start: none is trained with --role)")
+    if role == "gateway":
+        supervisor.say("channels: " + ", ".join(f"{n} {mode}" for n, mode in channel_modes(config).items()))
+    install_signal_handlers(supervisor)
+    code = 0
+    try:
+        supervisor.start()
+        ready = True
+        if role == "dialogue":
+            number, chosen = dialogue_server(config, server)
+            supervisor.say(f"processes started; waiting for Rasa server {number} to load its model")
+            ready = supervisor.wait_all_ready({"dialogue": lambda: dialogue_ready(config, chosen)}, 300)
+        if ready:
+            _role_banner(config, supervisor, role, server, time.monotonic() - started)
+        supervisor.watch()
+    except SupervisorError as exc:
+        supervisor.say(str(exc))
+        code = 1
+    finally:
+        supervisor.stop()
+        supervisor.say("all processes stopped")
+    return code
+
+
+def trained_model(config: Config) -> Path:
+    """The model for the current training data, which must exist: a container trains it when
+    its image is built (``debtbot train``), never at start."""
+    project = config.path(config.rasa.project_dir)
+    model = model_path(project, config.path(config.rasa.models_dir))
+    if not model.exists():
+        raise SupervisorError(
+            f"cannot start: no trained model for the current training data ({model}): run "
+            "`debtbot train` first (the container image does it when it is built); --role dialogue "
+            "never trains"
+        )
+    return model
+
+
+def _migrate_once(config: Config) -> None:
+    """The analytics store's tables, migrated by one process of the deployment at a time (a
+    Redis lock: the containers of every role start together)."""
+    client = connect(config)
+    try:
+        lock = client.lock(f"{config.redis.key_prefix}:analytics-migrate", timeout=300, blocking_timeout=300)
+        with lock, AnalyticsStore(database_url(config)) as store:
+            store.migrate()
+    except (AnalyticsError, redis.RedisError) as exc:
+        raise SupervisorError(f"cannot start: the analytics store: {exc}") from exc
+
+
+def _role_banner(
+    config: Config, supervisor: Supervisor, role: RunRole, server: int | None, seconds: float
+) -> None:
+    """What one role started, where (the gateway's are :func:`_banner`'s)."""
+    if role == "gateway":
+        _banner(config, supervisor, seconds)
+        return
+    lines = [f"debtbot {role} is running ({config.environment}, ready in {seconds:.0f}s):"]
+    if role == "worker":
+        worker = config.worker
+        lines.append(f"  worker     {worker.processes} process(es), {worker.threads} conversation "
+                     f"threads and {worker.outbound_threads} reply threads each")  # fmt: skip
+        lines += _rasa_lines(config)
+    else:
+        number, chosen = dialogue_server(config, server)
+        bind = config.rasa.bind_host
+        where = f", listening on {bind}" if bind else ""
+        lines.append(f"  rasa{number:<6} {chosen.url}  (token auth{where})")
+        lines.append(f"  actions{number:<3} {chosen.actions_url}  (token auth{where})")
+    lines.append(f"  redis      external, {redis_display_url(config.secrets.redis_url or '')}")
+    lines.append("Ctrl-C (or SIGTERM) stops them.")
+    for line in lines:
+        supervisor.say(line)
 
 
 def _seed_example_accounts(config: Config, supervisor: Supervisor) -> None:
@@ -141,6 +248,8 @@ def _rasa_lines(config: Config) -> list[str]:
 def _banner(
     config: Config, supervisor: Supervisor, seconds: float, example: tuple[str, str] | None = None
 ) -> None:
+    """Where to look: the gateway, the console (how to create the first supervisor, and in
+    development the example supervisor's sign-in, never in production), the other parts."""
     server = config.server
     redis_line = (
         f"external, {redis_display_url(config.secrets.redis_url)}"
@@ -153,12 +262,11 @@ def _banner(
         f"  gateway    {server.internal_url}  (public URL {server.public_url})",
         f"  health     {server.internal_url}/healthz",
     ]
-    if example is not None:
-        lines.append(f"  console    {server.internal_url}/console/  (sign in as {example[0]} / {example[1]}: "
+    lines.append(f"  console    {server.internal_url}/console/  (the first supervisor: "
+                 "debtbot agents add NAME --role supervisor)")  # fmt: skip
+    if example is not None and not config.production:
+        lines.append(f"             (sign in as {example[0]} / {example[1]}: "
                      "an example supervisor, development only)")  # fmt: skip
-    else:
-        lines.append(f"  console    {server.internal_url}/console/  (the first supervisor: "
-                     "debtbot agents add NAME --role supervisor)")  # fmt: skip
     if config.simulator.enabled and not config.production:
         lines.append(f"  simulator  {server.internal_url}/simulator  (development only)")
     lines += _rasa_lines(config)

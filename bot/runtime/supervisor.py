@@ -112,6 +112,13 @@ class ManagedProcess:
             self._pump.join(2)
 
 
+@dataclass
+class _Task:
+    seconds: float
+    run: Callable[[], None]
+    due: float = 0.0
+
+
 def _signal_group(pgid: int, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signum)
@@ -128,6 +135,25 @@ class Supervisor:
         self.out = out or sys.stdout
         self.processes = [ManagedProcess(spec, self.out) for spec in specs]
         self._stopping = threading.Event()
+        self._tasks: list[_Task] = []
+
+    def every(self, seconds: float, task: Callable[[], None]) -> None:
+        """Run ``task`` every ``seconds`` from :meth:`watch`'s loop (between its looks at the
+        processes, so a task may :meth:`restart` them). A task that raises is reported and kept."""
+        self._tasks.append(_Task(seconds, task))
+
+    def restart(self, names: Sequence[str], reason: str, env: dict[str, str] | None = None) -> None:
+        """Stop and start the named processes (one at a time, in start order), first setting
+        ``env`` in every process's environment (so a later restart of any of them gets it too).
+        Not counted as a crash."""
+        if env:
+            for process in self.processes:
+                process.spec.env.update(env)
+        for process in self.processes:
+            if process.spec.name in names and not self._stopping.is_set():
+                self.say(f"restarting {process.spec.name}: {reason}")
+                process.stop()
+                process.start()
 
     def say(self, message: str) -> None:
         self.out.write(f"{'debtbot':>8} | {message}\n")
@@ -173,8 +199,9 @@ class Supervisor:
         return not pending
 
     def watch(self) -> None:
-        """Restart processes that die, until asked to stop."""
+        """Restart processes that die, and run the :meth:`every` tasks, until asked to stop."""
         while not self._stopping.wait(0.5):
+            self._run_tasks()
             for process in self.processes:
                 if process.popen is None or process.alive():
                     continue
@@ -189,6 +216,17 @@ class Supervisor:
                 self.say(f"{process.spec.name} exited with code {code}; restarting")
                 process.stop()
                 process.start()
+
+    def _run_tasks(self) -> None:
+        now = time.monotonic()
+        for task in self._tasks:
+            if now < task.due:
+                continue
+            try:
+                task.run()
+            except Exception as exc:  # a task's bug must not stop the supervisor
+                self.say(f"periodic task {getattr(task.run, '__name__', task.run)!r} failed: {exc!r}")
+            task.due = time.monotonic() + task.seconds
 
     def stop(self) -> None:
         """Stop everything, newest first (the gateway before the worker before Redis)."""

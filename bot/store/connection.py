@@ -11,13 +11,14 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from typing import Any, Protocol
+from urllib.parse import parse_qs, quote, unquote, urlsplit, urlunsplit
 
 import redis
+from redis.sentinel import Sentinel
 
-from bot.config import Config
-from bot.errors import ConfigError
+from bot.config import Config, SentinelUrl, is_sentinel_url, parse_sentinel_url
+from bot.errors import ConfigError, Unavailable
 
 #: The embedded server's password, relative to the configuration file's folder.
 REDIS_PASSWORD_FILE = "var/redis-password"  # noqa: S105 (a path, not a password)
@@ -33,7 +34,10 @@ def redis_url(config: Config) -> str:
 
 
 def redis_display_url(url: str) -> str:
-    """``url`` with its password masked, for banners and messages."""
+    """``url`` with its passwords masked (the Sentinel's in its query too), for banners and
+    messages."""
+    if is_sentinel_url(url):
+        return _sentinel_display_url(url)
     parts = urlsplit(url)
     if not parts.password:
         return url
@@ -89,9 +93,76 @@ def _read_password(path: Path) -> str:
     return password
 
 
+def _sentinel_display_url(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    rest, mark, query = rest.partition("?")
+    netloc, slash, path = rest.partition("/")
+    userinfo, at, hosts = netloc.rpartition("@")
+    username, _, password = userinfo.partition(":")
+    if password:
+        userinfo = f"{username}:***"
+    if "sentinel_password=" in query:
+        query = "&".join(
+            "sentinel_password=***" if item.startswith("sentinel_password=") else item
+            for item in query.split("&")
+        )
+    return f"{scheme}://{userinfo}{at}{hosts}{slash}{path}{mark}{query}"
+
+
+#: How long a sentinel may take to connect and to answer (s); it only names the master.
+SENTINEL_TIMEOUT = 5.0
+
+
+def sentinel_target(url: str) -> SentinelUrl:
+    """A Sentinel ``REDIS_URL`` parsed, or a :class:`ConfigError` naming ``REDIS_URL``."""
+    try:
+        return parse_sentinel_url(url)
+    except ValueError as exc:
+        raise ConfigError([f"REDIS_URL: {exc}"]) from None
+
+
+def sentinel_for(target: SentinelUrl, timeout: float = SENTINEL_TIMEOUT) -> Sentinel:
+    """A redis-py :class:`Sentinel` on ``target``'s sentinels (their own user, password and TLS)."""
+    sentinel_kwargs: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    if target.sentinel_username:
+        sentinel_kwargs["username"] = target.sentinel_username
+    if target.sentinel_password:
+        sentinel_kwargs["password"] = target.sentinel_password
+    if target.sentinel_tls:
+        sentinel_kwargs["ssl"] = True
+        if target.ca_certs:
+            sentinel_kwargs["ssl_ca_certs"] = target.ca_certs
+    return Sentinel(list(target.sentinels), sentinel_kwargs=sentinel_kwargs)
+
+
+def redis_client(url: str, **options: Any) -> redis.Redis[bytes]:
+    """The one way a Redis URL becomes a client (bytes in and out).
+
+    ``redis://``, ``rediss://`` and ``unix://`` go to redis-py's ``from_url`` (its query options,
+    e.g. ``?ssl_ca_certs=/path/ca.pem``, included); ``redis+sentinel://`` and
+    ``rediss+sentinel://`` give a client of the master the sentinels name, which follows a
+    failover by itself (redis-py's ``Sentinel.master_for``). ``options`` are the client's
+    (timeouts...). A malformed Sentinel URL is a :class:`ConfigError` naming ``REDIS_URL``.
+    """
+    if not is_sentinel_url(url):
+        return redis.Redis.from_url(url, **options)
+    target = sentinel_target(url)
+    data: dict[str, Any] = {"db": target.db, **options}
+    if target.username:
+        data["username"] = target.username
+    if target.password:
+        data["password"] = target.password
+    if target.tls:
+        data["ssl"] = True
+        if target.ca_certs:
+            data["ssl_ca_certs"] = target.ca_certs
+    client: redis.Redis[bytes] = sentinel_for(target).master_for(target.service, **data)
+    return client
+
+
 def connect(config: Config) -> redis.Redis[bytes]:
     """A client for the product's Redis (bytes in and out; decode at the edges)."""
-    return redis.Redis.from_url(
+    return redis_client(
         redis_url(config), socket_timeout=10, socket_connect_timeout=5, health_check_interval=30
     )
 
@@ -106,12 +177,36 @@ class RedisAddress:
     password: str
     username: str = ""
     tls: bool = False
+    #: A private CA's certificates for TLS (``?ssl_ca_certs=`` in ``REDIS_URL``), else "".
+    ca_certs: str = ""
 
 
 def redis_address(config: Config) -> RedisAddress:
-    """Split the Redis URL for Rasa's endpoints.yml."""
-    parts = urlsplit(redis_url(config))
+    """Split the Redis URL for Rasa's endpoints.yml. For a Sentinel URL, the master the
+    sentinels name now (Rasa's stores take one host): ``bot/runtime/redis_watch.py`` restarts
+    the Rasa servers when it changes. :class:`Unavailable` when no sentinel names one."""
+    url = redis_url(config)
+    if is_sentinel_url(url):
+        target = sentinel_target(url)
+        try:
+            host, port = master_address(target)
+        except redis.RedisError as exc:
+            sentinels = ", ".join(f"{h}:{p}" for h, p in target.sentinels)
+            raise Unavailable(
+                f"REDIS_URL: no sentinel ({sentinels}) names a master for {target.service!r}: {exc}"
+            ) from exc
+        return RedisAddress(
+            host=host,
+            port=port,
+            db=target.db,
+            password=target.password,
+            username=target.username,
+            tls=target.tls,
+            ca_certs=target.ca_certs,
+        )
+    parts = urlsplit(url)
     db = parts.path.lstrip("/") or "0"
+    query = parse_qs(parts.query)
     return RedisAddress(
         host=parts.hostname or "127.0.0.1",
         port=parts.port or 6379,
@@ -119,7 +214,20 @@ def redis_address(config: Config) -> RedisAddress:
         password=unquote(parts.password or ""),
         username=unquote(parts.username or ""),
         tls=parts.scheme == "rediss",
+        ca_certs=query.get("ssl_ca_certs", [""])[-1],
     )
+
+
+def master_address(target: SentinelUrl, timeout: float = SENTINEL_TIMEOUT) -> tuple[str, int]:
+    """The master's host and port as the sentinels name it now (``MasterNotFoundError``, a
+    :class:`redis.ConnectionError`, when none does)."""
+    sentinel = sentinel_for(target, timeout)
+    try:
+        host, port = sentinel.discover_master(target.service)
+    finally:
+        for node in sentinel.sentinels:
+            node.close()
+    return str(host), int(port)
 
 
 class Keys:

@@ -40,7 +40,7 @@ from dramatiq.errors import ConnectionClosed
 from dramatiq.message import Message
 from dramatiq.middleware import AgeLimit, Callbacks, Pipelines, Retries, ShutdownNotifications, TimeLimit
 
-from bot.store.connection import Keys
+from bot.store.connection import Keys, redis_client
 from bot.store.queues import Handler, KeyedQueue
 
 logger = logging.getLogger(__name__)
@@ -99,7 +99,10 @@ def make_broker(redis_url: str, namespace: str) -> WakingRedisBroker:
         Pipelines(),
         Retries(max_retries=0),
     ]
-    return WakingRedisBroker(url=redis_url, namespace=namespace, middleware=middleware)  # type: ignore[no-untyped-call]
+    # Through the one URL-to-client function, so a Sentinel URL works here too; no socket timeout
+    # (as before: the consumers block on Redis for their idle timeout).
+    client = redis_client(redis_url)
+    return WakingRedisBroker(client=client, namespace=namespace, middleware=middleware)  # type: ignore[no-untyped-call]
 
 
 class WakingRedisBroker(RedisBroker):

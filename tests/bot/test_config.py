@@ -229,3 +229,16 @@ def test_a_time_zone_that_does_not_exist_is_refused_naming_the_key(make_config: 
         make_config(compliance={"default_timezone": "Europe/Madrid"}).compliance.default_timezone
         == "Europe/Madrid"
     )
+
+
+def test_trusted_proxies_defaults_to_none_and_a_bad_count_names_the_key(
+    tmp_path: Path, make_config: ConfigFactory
+) -> None:
+    assert make_config().server.trusted_proxies == 0
+    assert make_config(server={"trusted_proxies": 2}).server.trusted_proxies == 2
+    path = write_config(tmp_path, {"server": {"trusted_proxies": -1}})
+    assert "server.trusted_proxies: ensure this value is greater than or equal to 0" in problems(path)
+    path = write_config(tmp_path, {"server": {"trusted_proxies": "one"}})
+    assert "server.trusted_proxies: value is not a valid integer (got 'one')" in problems(path)
+    path = write_config(tmp_path, {"server": {"trusted_proxies": 11}})
+    assert "server.trusted_proxies: ensure this value is less than or equal to 10" in problems(path)
