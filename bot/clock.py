@@ -3,16 +3,24 @@ part that decides by the time (the compliance gate, outreach, reminders, the sch
 
 The product runs on the system clock. Tests set the clock to the moment they need (it then
 stands still until they set or advance it again), so no test depends on when it runs.
+
+A process the tests start separately (the action server) reads the tests' clock from a file:
+``DEBTBOT_TEST_CLOCK_FILE`` names it, :class:`FileClock` follows it, :func:`publish` writes it.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from datetime import datetime, time, timedelta, timezone
+from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-__all__ = ["Clock", "moment_from_setting"]
+__all__ = ["CLOCK_FILE_ENV", "Clock", "FileClock", "moment_from_setting", "publish"]
+
+#: Tests only: a file holding the moment (ISO 8601) a process follows instead of the system clock.
+CLOCK_FILE_ENV = "DEBTBOT_TEST_CLOCK_FILE"
 
 _SETTING = re.compile(r"^\s*(?P<clock>\d{1,2}:\d{2})\s+(?P<zone>\S+)\s*$")
 
@@ -50,6 +58,45 @@ class Clock:
 
     def __repr__(self) -> str:
         return f"Clock({self._at.isoformat() if self._at else 'system'})"
+
+
+class FileClock(Clock):
+    """Now as another process set it (tests): the moment :func:`publish` last wrote to ``path``,
+    read at every call; the system clock while there is no such file."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self._path = path
+
+    @property
+    def is_set(self) -> bool:
+        return self._path.exists()
+
+    def now(self) -> datetime:
+        try:
+            written = self._path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return datetime.now(timezone.utc)
+        return _utc(datetime.fromisoformat(written))
+
+    def set(self, at: datetime) -> None:
+        publish(self._path, at)
+
+    def advance(self, by: timedelta) -> None:
+        with self._lock:
+            publish(self._path, self.now() + by)
+
+    def __repr__(self) -> str:
+        return f"FileClock({str(self._path)!r})"
+
+
+def publish(path: Path, at: datetime) -> None:
+    """Write ``at`` (aware) for the :class:`FileClock` on ``path``, at once (a reader never sees
+    half a moment)."""
+    moment = _utc(at).isoformat()
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+    partial.write_text(moment, encoding="utf-8")
+    os.replace(partial, path)
 
 
 def moment_from_setting(setting: str, reference: datetime | None = None) -> datetime:

@@ -96,6 +96,20 @@ class DialogueBackend(Protocol):
         """Does ``answer`` match the account's configured verification field?"""
         ...
 
+    def record_verification(
+        self,
+        account_id: str | None,
+        conversation_id: str,
+        *,
+        verified: bool,
+        failures: int = 0,
+        message_id: str = "",
+    ) -> None:
+        """The person answered the verification check in ``conversation_id``: rightly
+        (``verified``: the product knows at once, e.g. the agents' inbox shows them verified) or
+        wrongly for the ``failures``-th time in a row. Once per ``message_id`` (the answer)."""
+        ...
+
     def flag_for_agent(
         self,
         account_id: str | None,
@@ -129,8 +143,11 @@ class DialogueBackend(Protocol):
         """Stop collection messages until an agent clears the reason (dispute, payment claim...)."""
         ...
 
-    def record_callback(self, account_id: str | None, conversation_id: str, when: str, how: str) -> None:
-        """A request for a person to call back (phone or video) at a preferred time."""
+    def record_callback(
+        self, account_id: str | None, conversation_id: str, when: str, how: str, *, message_id: str = ""
+    ) -> None:
+        """A request for a person to call back (phone or video) at a preferred time; once per
+        ``message_id`` (the message that completed the request) when given."""
         ...
 
     def raise_crisis(

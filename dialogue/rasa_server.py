@@ -94,7 +94,8 @@ def install_fast_event_lookup() -> None:
             cls = table.get(type_name)
         if cls is not None:
             return cls
-        return cast("type | None", stock(type_name, default))  # Rasa's answer for unknown names ("topic", default, error)
+        # Rasa's own answer for names no class has ("topic", the default, or its error).
+        return cast("type | None", stock(type_name, default))
 
     Event.resolve_by_type = staticmethod(resolve_by_type)
     Event._debtbot_fast_lookup = True

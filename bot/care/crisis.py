@@ -2,9 +2,10 @@
 or the dialogue's ``crisis`` intent): one path.
 
 1. Collection stops for the account (``pause:crisis`` on its state, which the compliance gate
-   honours: no opener, no reminder) until a person clears it.
+   honours: no opener, no reminder) until a person clears it; the conversation's history says
+   so when the pause begins (a ``collection_paused`` line, in the same script as the pause).
 2. The conversation goes to the agents' queue at the top priority (reason ``crisis``), once
-   per inbound message however often the step is replayed.
+   per inbound message however often the step is replayed (with its ``escalated`` history line).
 3. The answer: sorry, you matter, the crisis line of the person's country, a person will reach
    out. Nothing about a debt: it may reach someone who is not the account holder.
 
@@ -27,11 +28,20 @@ from bot.config import CareConfig
 from bot.store.accounts import Account
 from bot.store.agent_queue import AgentQueue
 from bot.store.connection import Keys
+from bot.store.history_entries import MAX_ENTRIES, encode_event
 
 logger = logging.getLogger(__name__)
 
 #: The reason agents see, and the pause the compliance gate honours.
 CRISIS = "crisis"
+
+# The pause and its history line together; only when the pause begins (a later sign, or a
+# replay, moves neither the time it began nor adds a line).
+_PAUSE = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'entry', ARGV[4])
+return 1
+"""
 
 
 def country_of(account: Account | None, channel: str, address: str) -> str | None:
@@ -64,6 +74,7 @@ class CrisisDesk:
         self._keys = keys
         self._agents = agents
         self._clock = clock
+        self._pause = client.register_script(_PAUSE)
 
     @property
     def follow_up_hours(self) -> float:
@@ -89,12 +100,19 @@ class CrisisDesk:
         ``detail`` is what the agent reads (the person's words), ``once`` the inbound message's
         provider id, ``source`` where the sign was seen (``screen:<patterns>`` or ``nlu``)."""
         if account_id:
-            at = datetime.fromtimestamp(self._clock(), timezone.utc).isoformat()
+            now = self._clock()
+            at = datetime.fromtimestamp(now, timezone.utc).isoformat()
+            why = f"a sign of crisis ({source})"
+            line = encode_event(
+                now,
+                "collection_paused",
+                text=f"{why}: no collection messages until a person clears it",
+                detail={"reason": CRISIS},
+            )
             # HSETNX: a later sign does not move the time the pause began.
-            self._redis.hsetnx(
-                self._keys.account_state(account_id),
-                f"pause:{CRISIS}",
-                json.dumps({"at": at, "detail": f"a sign of crisis ({source})"}),
+            self._pause(
+                keys=[self._keys.account_state(account_id), self._keys.conversation_history(conversation_id)],
+                args=[f"pause:{CRISIS}", json.dumps({"at": at, "detail": why}), MAX_ENTRIES, line],
             )
         added = self._agents.flag(
             conversation_id, CRISIS, account_id=account_id, detail=detail, once=once or ""

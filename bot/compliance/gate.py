@@ -3,7 +3,10 @@ read from Redis here, every decision goes to the audit stream, and proactive sen
 person's own messages are counted for the frequency caps and the reply window.
 
 One place: the outbound step asks it before every send, and outreach asks it before starting
-a conversation (to choose the channel and to schedule what must wait).
+a conversation (to choose the channel and to schedule what must wait). So the facts that hold
+back what the bot starts on its own are read here, in the same round trip as the rest: the
+account's pauses and its ``flag:vulnerable`` (the console's flags), and, for a proactive message,
+whether an agent holds the conversation (its hand-off record's ``state``).
 """
 
 from __future__ import annotations
@@ -28,6 +31,13 @@ from bot.store.connection import Keys
 from dialogue.parsing import ContactWindow
 
 logger = logging.getLogger(__name__)
+
+#: The hand-off state in which an agent holds a conversation (``bot.console.handoff.State.AGENT``;
+#: the console stands on this package, so the gate reads the record's ``state`` field itself).
+HELD_BY_AGENT = b"agent"
+#: The account's flag a person sets in the console when the person is vulnerable (``flag:<name>``
+#: in the account's state; ``bot.console.desk_person``).
+VULNERABLE_FLAG = "flag:vulnerable"
 
 #: Proactive sends older than this are forgotten (longer than any cap window may be).
 CONTACT_HISTORY_SECONDS = 366 * 24 * 3600
@@ -110,9 +120,12 @@ class ComplianceGate:
             return self._rules[account.creditor]
         return self._rules[None]
 
-    def debtor(self, account: Account, fields: dict[bytes, bytes] | None = None) -> Debtor:
-        """The gate's view of an account: its zone hints, preferences, pauses, last message
-        (``fields``: the account's state hash when the caller already read it)."""
+    def debtor(
+        self, account: Account, fields: dict[bytes, bytes] | None = None, *, with_agent: bool = False
+    ) -> Debtor:
+        """The gate's view of an account: its zone hints, preferences, pauses, the vulnerability
+        flag, last message (``fields``: the account's state hash when the caller already read it;
+        ``with_agent``: an agent holds its conversation)."""
         if fields is None:
             fields = self._redis.hgetall(self._keys.account_state(account.account_id))
         state = {k.decode(): v.decode() for k, v in fields.items()}
@@ -128,6 +141,8 @@ class ComplianceGate:
             last_inbound_at=datetime.fromtimestamp(float(last_inbound), timezone.utc)
             if last_inbound
             else None,
+            vulnerable=VULNERABLE_FLAG in state,
+            with_agent=with_agent,
         )
 
     @staticmethod
@@ -146,19 +161,28 @@ class ComplianceGate:
         address: str,
         message: Outgoing,
         now: datetime,
+        *,
+        conversation_id: str = "",
     ) -> None:
-        """Add the reads :meth:`decide_from` needs to ``pipe`` (so many decisions share a round trip)."""
+        """Add the reads :meth:`decide_from` needs to ``pipe`` (so many decisions share a round
+        trip). ``conversation_id``: the conversation the message belongs to (default: the
+        account's own, ``acct-<id>``, where outreach writes), whose hand-off says whether an
+        agent holds it."""
         pipe.hgetall(self._addresses.key_for(channel, address))
         if account is not None:
             pipe.hgetall(self._keys.account_state(account.account_id))
             if message.proactive:
                 since = now.timestamp() - CONTACT_HISTORY_SECONDS
                 pipe.zrangebyscore(self._keys.contact_log(account.account_id), since, "+inf", withscores=True)
+                # Every proactive message passes here (outreach's decision and the outbound step's):
+                # while an agent holds the conversation the bot starts nothing (rule ``with_agent``).
+                held = conversation_id or f"acct-{account.account_id}"
+                pipe.hget(self._keys.handoff(held), "state")
 
     @staticmethod
     def facts_count(account: Account | None, message: Outgoing) -> int:
         """How many replies :meth:`queue_facts` adds to a pipeline."""
-        return 1 if account is None else (3 if message.proactive else 2)
+        return 1 if account is None else (4 if message.proactive else 2)
 
     def decide_from(
         self, fetched: Sequence[Any], account: Account | None, message: Outgoing, now: datetime
@@ -170,7 +194,12 @@ class ComplianceGate:
             wrong_party=status.wrong_party_at is not None,
             unreachable=status.unreachable_at is not None,
         )
-        debtor = self.debtor(account, fetched[1]) if account is not None else Debtor(account_id="")
+        with_agent = len(fetched) > 3 and fetched[3] == HELD_BY_AGENT
+        debtor = (
+            self.debtor(account, fetched[1], with_agent=with_agent)
+            if account is not None
+            else Debtor(account_id="")
+        )
         recent: Mapping[str, list[datetime]] = self._by_channel(fetched[2]) if len(fetched) > 2 else {}
         return check(debtor, state, message, now, self.rules_for(account), recent_proactive=recent)
 
@@ -183,11 +212,13 @@ class ComplianceGate:
         *,
         now: datetime | None = None,
         outbox_id: str = "",
+        conversation_id: str = "",
     ) -> Decision:
-        """Ask the gate (its facts in one round trip) and write the answer to the audit stream."""
+        """Ask the gate (its facts in one round trip) and write the answer to the audit stream
+        (``conversation_id``: as for :meth:`queue_facts`)."""
         now = now or self.clock.now()
         pipe = self._redis.pipeline(transaction=False)
-        self.queue_facts(pipe, account, channel, address, message, now)
+        self.queue_facts(pipe, account, channel, address, message, now, conversation_id=conversation_id)
         decision = self.decide_from(pipe.execute(), account, message, now)
         self.audit(
             decision,

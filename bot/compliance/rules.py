@@ -14,9 +14,15 @@ The rules, in the order they are applied:
    blocked here, because the one confirmation of an opt-out is itself a reply; the caller
    makes sure nothing else goes.
 3. Proactive messages are blocked by, in this order: any pause flag (``pause:<reason>``, the
-   first in :data:`PAUSE_REASONS` order; every flag is named in the reason), ``wrong_party``,
-   ``opted_out``, ``unreachable``. Then ``unknown_zone`` when no time zone at all can be
-   derived: every BLOCK comes before any DEFER, because a defer would only end in that block.
+   first in :data:`PAUSE_REASONS` order; every flag is named in the reason); ``vulnerable``: a
+   person flagged the account vulnerable, and the bot starts nothing that chases the debt
+   (only what :data:`VULNERABLE_STILL_GETS` names goes); ``with_agent``: an agent holds the
+   conversation, and the bot starts nothing while a person is talking with them (an agent's own
+   messages go: :data:`SENT_BY_A_PERSON`); then ``wrong_party``, ``opted_out``, ``unreachable``.
+   Then ``unknown_zone`` when no time zone at all can be derived: every BLOCK comes before any
+   DEFER, because a defer would only end in that block. (A block is not the end of it: outreach
+   decides again at its next run, so what was held goes once the flag is cleared or the
+   conversation handed back.)
 4. Frequency caps: when sending would exceed a cap, DEFER until enough counted messages have
    left the rolling window, then to the first moment inside contact hours after that.
 5. Contact hours: a proactive message goes only at a moment inside ``[earliest, latest)`` local
@@ -64,6 +70,8 @@ __all__ = [
     "CARE_REPLIES",
     "HORIZON",
     "PAUSE_REASONS",
+    "SENT_BY_A_PERSON",
+    "VULNERABLE_STILL_GETS",
     "AddressState",
     "ContactRules",
     "Debtor",
@@ -85,6 +93,21 @@ PAUSE_REASONS = (
 #: Pauses that do not stop a person from the team writing (``kind="agent"``): a crisis (the
 #: person was told someone would reach out), a dispute or a payment claim (resolved by talking).
 AGENT_MAY_CONTACT_DESPITE = frozenset({"crisis", "dispute", "payment_claimed"})
+
+#: Proactive kinds a person from the team sends (an agent's message; the "you are back with the
+#: assistant" note a person's hand-back sends): they go while an agent holds the conversation
+#: (rule ``with_agent`` holds only what the bot starts on its own).
+SENT_BY_A_PERSON = frozenset({"agent", "handback"})
+
+#: What still goes to an account a person flagged vulnerable (rule ``vulnerable``): what a person
+#: from the team sends, and reminders of an instalment of a plan the person agreed to. Nothing
+#: else the bot starts goes (openers, missed-payment chasers, and any kind added later, until it
+#: is named here). Why the reminders go: the person chose the plan and its dates; a kind reminder
+#: of their own date is what they would want, and holding it back makes a missed payment (and a
+#: missed-payment message, fees, a broken plan) more likely, which hurts someone already
+#: struggling more than the reminder does. Chasing a missed payment, or opening a new collection
+#: conversation, is pressure: that waits until a person has spoken with them and clears the flag.
+VULNERABLE_STILL_GETS = SENT_BY_A_PERSON | {"reminder"}
 
 #: Replies that go even to a wrong party: they say nothing about a debt and must reach
 #: whoever wrote (the answer to a sign of crisis; the one closing message to a wrong party).
@@ -177,6 +200,10 @@ class Debtor:
     contact_window: ContactWindow | None = None
     pauses: frozenset[str] = frozenset()
     last_inbound_at: datetime | None = None
+    #: A person flagged the account vulnerable (the console's ``vulnerable`` flag).
+    vulnerable: bool = False
+    #: An agent holds the account's conversation (the console's hand-off is in state ``agent``).
+    with_agent: bool = False
 
 
 @dataclass(frozen=True)
@@ -785,6 +812,19 @@ def check(
         flags = known + sorted(pauses - set(PAUSE_REASONS))
         reason = f"Collection messages are paused until an agent clears: {', '.join(flags)}."
         return decide(Verdict.BLOCK, f"pause:{flags[0]}", reason)
+    if debtor.vulnerable and message.kind not in VULNERABLE_STILL_GETS:
+        reason = (
+            "A person flagged this account vulnerable: the bot sends no openers or missed-payment "
+            "messages until an agent clears the flag (reminders of a plan the person agreed to, "
+            "and messages from the team, still go)."
+        )
+        return decide(Verdict.BLOCK, "vulnerable", reason)
+    if debtor.with_agent and message.kind not in SENT_BY_A_PERSON:
+        reason = (
+            "An agent is talking with the person in the console: the bot starts nothing while the "
+            "agent holds the conversation; outreach looks again after it is handed back or closed."
+        )
+        return decide(Verdict.BLOCK, "with_agent", reason)
     if address.wrong_party:
         return decide(Verdict.BLOCK, "wrong_party", "The address belongs to someone else (wrong party).")
     if address.opted_out:

@@ -13,8 +13,9 @@
   ``flush_tracker_events`` (the scheduler's tick) delivers them.
 
 **Audit.** Every action writes an entry to the audit stream (``console:<action>``: who, their role,
-when, what), never the person's words nor a full address. Claims and the other hand-off changes
-are audited by ``HandoffStore`` itself (kind ``handoff``).
+when, what), never the person's words nor a full address, and the same entry to the
+conversation's own audit stream (``conversation_audit_key``). Claims and the other hand-off
+changes are audited by ``HandoffStore`` itself (kind ``handoff``), in both streams too.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import redis
 
@@ -35,7 +37,16 @@ from bot.compliance.gate import ComplianceGate
 from bot.compliance.rules import CHANNELS, Debtor, candidate_zones
 from bot.config import Config
 from bot.console.errors import ConsoleError
-from bot.console.handoff import AUDIT_MAXLEN, Actor, AlreadyClaimed, Handoff, HandoffStore, NotAllowed, State
+from bot.console.handoff import (
+    AUDIT_MAXLEN,
+    Actor,
+    AlreadyClaimed,
+    Handoff,
+    HandoffStore,
+    NotAllowed,
+    State,
+)
+from bot.console.handoff import CONVERSATION_AUDIT_MAXLEN as CONVERSATION_AUDIT_MAXLEN  # re-exported
 from bot.console.plans import PlanMaker, StoredPlan
 from bot.conversations.deliveries import DeliveryLog
 from bot.conversations.history import ConversationHistory
@@ -57,8 +68,6 @@ logger = logging.getLogger("bot.console.desk")
 
 #: Conversation ids are opaque and short (``acct-<id>``, ``acct-<id>~<hash>``, ``anon-<key>``).
 _CONVERSATION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:~@+-]{0,199}$")
-#: Entries kept in each conversation's own audit index.
-CONVERSATION_AUDIT_MAXLEN = 10_000
 
 
 class DeskError(ConsoleError):
@@ -433,8 +442,16 @@ class DeskBase:
         """What became of a plan (``bot.outreach.payments``: paid, reminded, replaced...)."""
         return f"{self.keys.plan(plan_id)}:state"
 
+    def _person_zone(self, account: Account) -> ZoneInfo:
+        """The person's zone (``_zone``), as a zone (the agents' when it is not one)."""
+        try:
+            return ZoneInfo(self._zone(account))
+        except (ZoneInfoNotFoundError, ValueError):
+            return ZoneInfo(self.config.console.zone)
+
     def _stored_plans(self, account: Account | None) -> list[StoredPlan]:
-        """The account's plans, oldest first, each with its state (replaced or not)."""
+        """The account's plans, oldest first, each with its state (replaced or not) and its
+        payments (paid when, missed, due, ended: ``bot.console.plans.plan_payments``)."""
         if account is None:
             return []
         ids = [raw.decode() for raw in self.redis.lrange(self.keys.account_plans(account.account_id), 0, -1)]
@@ -445,6 +462,9 @@ class DeskBase:
             pipe.get(self.keys.plan(plan_id))
             pipe.hgetall(self._plan_state_key(plan_id))
         replies = pipe.execute()
+        # Today where the person lives: what outreach counts a payment missed by.
+        zone = self._person_zone(account)
+        today = self.clock.now().astimezone(zone).date()
         plans = []
         for n in range(len(ids)):
             raw, state_raw = replies[2 * n], replies[2 * n + 1]
@@ -457,5 +477,5 @@ class DeskBase:
             state = _decoded(state_raw)
             record.setdefault("plan_id", ids[n])
             plans.append(StoredPlan.of(record, state, replaced=is_replaced(state, len(ids)),
-                                       country=account.country))  # fmt: skip
+                                       country=account.country, today=today, zone=zone))  # fmt: skip
         return plans

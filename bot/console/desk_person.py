@@ -9,7 +9,7 @@ import json
 from collections.abc import Mapping
 from zoneinfo import ZoneInfo
 
-from bot.compliance.gate import window_from_json
+from bot.compliance.gate import VULNERABLE_FLAG, window_from_json
 from bot.compliance.rules import CHANNELS, PAUSE_REASONS
 from bot.console.desk_base import DeskError, _mask, _text
 from bot.console.desk_replies import DeskReplies, ReplyVerdict
@@ -17,9 +17,14 @@ from bot.console.handoff import Actor
 from bot.conversations.identity import account_id_of
 from dialogue.parsing import ContactWindow, parse_contact_window
 
-#: Flags an agent may set or clear: the gate's pauses, and a vulnerability note (no pause).
+#: Flags an agent may set or clear: the gate's pauses, and ``vulnerable`` (``flag:vulnerable``:
+#: the gate holds openers and missed-payment messages, the dialogue's ``vulnerable`` slot is set).
 #: ``crisis`` is set only by the safety screen; a person may clear it.
 FLAGS: tuple[str, ...] = (*PAUSE_REASONS, "vulnerable")
+#: Flags that make the person vulnerable in the dialogue's eyes (its ``vulnerable`` slot, which
+#: the crisis path sets too: rasa_project/domain.yml, data/rules.yml): the slot is true while
+#: either is on the account.
+DIALOGUE_VULNERABLE = {"vulnerable": VULNERABLE_FLAG, "crisis": "pause:crisis"}
 #: Flags that pause collection (``pause:<flag>`` in the account's state, read by the gate).
 PAUSE_FLAGS = frozenset(PAUSE_REASONS)
 #: Preferences an agent may change for the person (``pref:<name>`` in the account's state).
@@ -115,7 +120,12 @@ class DeskPerson(DeskReplies):
         """Set or clear a flag on the person's account. The pauses (``dispute``, ``attorney``...)
         are ``pause:<flag>`` in the account's state, which the gate reads for every proactive
         message: they take effect at once. ``crisis`` is set only by the safety screen, and a
-        person clearing it allows outreach again. ``vulnerable`` is a note for agents (no pause)."""
+        person clearing it allows outreach again. ``vulnerable`` (``flag:vulnerable``) takes
+        effect at once too: the gate sends no openers or missed-payment messages (reminders of
+        the person's own plan still go: ``rules.VULNERABLE_STILL_GETS``), and the dialogue's
+        ``vulnerable`` slot is set, so the bot pushes no choices or payment and hands questions
+        about paying to a person. Clearing ``vulnerable`` or ``crisis`` sets the slot false
+        unless the other is still on the account."""
         self._check(conversation_id)
         if flag not in FLAGS:
             raise DeskError(f"unknown flag {flag!r} (one of {', '.join(FLAGS)})")
@@ -127,11 +137,20 @@ class DeskPerson(DeskReplies):
             raise DeskError("this conversation has no account: flags are kept on accounts")
         name = f"pause:{flag}" if flag in PAUSE_FLAGS else f"flag:{flag}"
         state_key = self.keys.account_state(account.account_id)
+        # The flag, and what the dialogue is to believe after it, read in the same MULTI.
+        pipe = self.redis.pipeline(transaction=True)
         if on:
             value = {"at": self.clock.now().isoformat(), "detail": note, "by": agent.id}
-            self.redis.hset(state_key, name, json.dumps(value))
+            pipe.hset(state_key, name, json.dumps(value))
         else:
-            self.redis.hdel(state_key, name)
+            pipe.hdel(state_key, name)
+        pipe.hmget(state_key, list(DIALOGUE_VULNERABLE.values()))
+        *_, after = pipe.execute()
+        if flag in DIALOGUE_VULNERABLE:
+            # The account's state is written first (the gate honours it at once); should Rasa be
+            # down, the event waits in order for ``flush_tracker_events``.
+            vulnerable = any(field is not None for field in after)
+            self._tell_rasa(conversation_id, [{"event": "slot", "name": "vulnerable", "value": vulnerable}])
         self.conversation_history.event(
             conversation_id, "flag_set" if on else "flag_cleared", by=self._by(agent),
             detail={"flag": flag, **({"detail": note} if note else {})},

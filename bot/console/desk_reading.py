@@ -15,17 +15,25 @@ from typing import Any
 
 from bot.console.desk_base import DeskBase, DeskError, _mask
 from bot.console.desk_replies import CANCELLED
-from bot.console.handoff import Handoff
+from bot.console.handoff import Handoff, indexed_from_key
 from bot.console.plans import StoredPlan
 from bot.conversations.history import HistoryEntry
 from bot.store.accounts import Account
 from bot.store.addresses import AddressStatus
 
-#: How many of the newest audit entries are searched for a conversation's hand-off changes.
-#: (A supervisor's page. When ``HandoffStore`` also writes its entries to the conversation's own
-#: audit index, ``conversation_audit_key``, no scan is needed and none is done.)
+#: How many audit entries are searched for a conversation's hand-off changes written before
+#: ``HandoffStore`` also wrote them to the conversation's own stream (``indexed_from_key``).
 AUDIT_SCAN = 50_000
 _AUDIT_CHUNK = 2_000
+#: The most entries the audit page shows.
+AUDIT_LIMIT = 5_000
+#: How long the hand-off entries found only in the audit stream are kept per conversation.
+AUDIT_BEFORE_INDEX_TTL = 7 * 24 * 3600
+
+
+def _same(row: Mapping[str, str]) -> tuple[str, ...]:
+    """What makes an audit entry the same one in both streams (not its id: each stream has its own)."""
+    return tuple(row.get(name, "") for name in ("kind", "event", "by", "at"))
 
 
 @dataclass(frozen=True)
@@ -148,39 +156,61 @@ class DeskReading(DeskBase):
         return [self._line(entry, known.get(entry.ref)) for entry in entries]
 
     def audit(self, conversation_id: str, limit: int = 500) -> list[dict[str, str]]:
-        """The audit entries about this conversation, newest last: the desk's own (from the
-        conversation's index) and the hand-off's changes (claims, escalations, hand-backs...,
-        searched among the newest ``AUDIT_SCAN`` entries of the audit stream)."""
+        """The audit entries about this conversation (the newest ``limit``), oldest first: its own
+        audit stream, which holds the desk's entries and the hand-off's changes (claims,
+        escalations, hand-backs...; ``HandoffStore`` writes them there too), and the hand-off's
+        changes written before it did, which are only in the audit stream
+        (``_handoffs_before_index``)."""
         self._check(conversation_id)
-        limit = max(1, min(int(limit), 5_000))
+        limit = max(1, min(int(limit), AUDIT_LIMIT))
         found: list[tuple[float, str, dict[str, str]]] = []
         for entry_id, fields in self.redis.xrevrange(
             self.conversation_audit_key(conversation_id), count=limit
         ):
             row = {k.decode(): v.decode() for k, v in fields.items()}
             found.append((float(row.get("at") or 0), entry_id.decode(), row))
-        indexed = any(row.get("kind") == "handoff" for _, _, row in found)
-        handoffs = 0
-        last = "+"
-        scanned = AUDIT_SCAN if indexed else 0
-        while scanned < AUDIT_SCAN and handoffs < limit:
+        older = self._handoffs_before_index(conversation_id)
+        # Entries written while the index began can be in both: each is shown once.
+        seen = {_same(row) for _, _, row in found}
+        found.extend(item for item in older if _same(item[2]) not in seen)
+        found.sort(key=lambda item: (item[0], item[1]))
+        return [dict(row, id=entry_id) for _, entry_id, row in found[-limit:]]
+
+    def _handoffs_before_index(self, conversation_id: str) -> list[tuple[float, str, dict[str, str]]]:
+        """The conversation's hand-off entries that are only in the audit stream: those before
+        ``indexed_from_key`` (all of them while it is not set), among the ``AUDIT_SCAN`` entries
+        before it. They never change, so once it is set they are looked for once per conversation
+        and kept (``AUDIT_BEFORE_INDEX_TTL``)."""
+        marker = self.redis.get(indexed_from_key(self.keys))
+        if marker is None:
+            return self._scan_handoffs(conversation_id, "+")
+        kept_key = self.keys.console("audit", "before_index", conversation_id)
+        kept = self.redis.get(kept_key)
+        if kept is not None:
+            return [(float(row.get("at") or 0), row.get("id", ""), row) for row in json.loads(kept)]
+        found = self._scan_handoffs(conversation_id, marker.decode())
+        rows = [dict(row, id=entry_id) for _, entry_id, row in found]
+        self.redis.set(kept_key, json.dumps(rows), ex=AUDIT_BEFORE_INDEX_TTL)
+        return found
+
+    def _scan_handoffs(self, conversation_id: str, before: str) -> list[tuple[float, str, dict[str, str]]]:
+        """The conversation's hand-off entries among the ``AUDIT_SCAN`` audit entries before the
+        id ``before`` (``+``: the newest), newest first, at most ``AUDIT_LIMIT``."""
+        found: list[tuple[float, str, dict[str, str]]] = []
+        last, scanned, wanted = before, 0, conversation_id.encode()
+        while scanned < AUDIT_SCAN and len(found) < AUDIT_LIMIT:
             rows = self.redis.xrevrange(self.keys.audit, last, "-", count=_AUDIT_CHUNK)
             if last != "+" and rows and rows[0][0].decode() == last:
-                rows = rows[1:]
+                rows = rows[1:]  # the id the range starts at: the marker, or the last chunk's end
             if not rows:
                 break
             for entry_id, fields in rows:
-                if (
-                    fields.get(b"kind") == b"handoff"
-                    and fields.get(b"conversation_id") == conversation_id.encode()
-                ):
+                if fields.get(b"kind") == b"handoff" and fields.get(b"conversation_id") == wanted:
                     row = {k.decode(): v.decode() for k, v in fields.items()}
                     found.append((float(row.get("at") or 0), entry_id.decode(), row))
-                    handoffs += 1
             scanned += len(rows)
             last = rows[-1][0].decode()
-        found.sort(key=lambda item: (item[0], item[1]))
-        return [dict(row, id=entry_id) for _, entry_id, row in found[-limit:]]
+        return found
 
     def _plans(self, account: Account | None) -> Iterable[Mapping[str, Any]]:
         if account is None:

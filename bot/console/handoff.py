@@ -42,6 +42,7 @@ from bot.console.errors import ConsoleError
 from bot.store.connection import Keys
 
 __all__ = [
+    "CONVERSATION_AUDIT_MAXLEN",
     "SYSTEM",
     "Actor",
     "AlreadyClaimed",
@@ -53,6 +54,7 @@ __all__ = [
     "Outcome",
     "Role",
     "State",
+    "indexed_from_key",
     "transition",
 ]
 
@@ -60,6 +62,8 @@ __all__ = [
 AUDIT_MAXLEN = 1_000_000
 #: The console's event stream's cap.
 EVENTS_MAXLEN = 100_000
+#: Entries kept in each conversation's own audit stream (``Keys.conversation_audit``).
+CONVERSATION_AUDIT_MAXLEN = 10_000
 #: The reason an idle claim adds when it goes back to the queue.
 IDLE_REASON = "claim_idle"
 #: How long "told when a person answers" is remembered for one wait.
@@ -275,6 +279,12 @@ def transition(
 # --- Redis ---------------------------------------------------------------------------------------
 
 
+def indexed_from_key(keys: Keys) -> str:
+    """See ``HandoffStore``: where, in ``audit``, hand-off entries start to be in their
+    conversation's own stream too."""
+    return keys.console("audit", "indexed_from")
+
+
 class _Clock(Protocol):
     def now(self) -> datetime: ...
 
@@ -323,13 +333,25 @@ class HandoffStore:
     conversation → when it started waiting), ``console:claimed`` (sorted set: conversation →
     its claim's last activity, so idle claims are one range query), ``console:events`` (stream:
     every change, for the live inbox), ``console:outcomes`` (hash: outcome → closes), and an entry
-    in ``audit`` per change with the person who made it.
+    per change with the person who made it in ``audit`` and, in the same ``MULTI``, in the
+    conversation's own audit stream (``conversation:<id>:audit``, what its audit page reads).
+
+    ``console:audit:indexed_from`` is the id, in ``audit``, of the first hand-off entry also
+    written to the conversation's stream (set once): entries before it are only in ``audit``
+    (written before the conversation streams had them; ``DeskReading.audit`` looks there once).
     """
 
     def __init__(self, client: redis.Redis[bytes], keys: Keys, clock: _Clock) -> None:
         self._redis = client
         self._keys = keys
         self._clock = clock
+        #: ``indexed_from_key`` is known to be set (checked once per process).
+        self._indexed = False
+
+    @property
+    def indexed_from_key(self) -> str:
+        """The id, in ``audit``, of the first hand-off entry also in its conversation's stream."""
+        return indexed_from_key(self._keys)
 
     # reading
 
@@ -447,7 +469,13 @@ class HandoffStore:
                         return current
                     pipe.multi()
                     self._write(pipe, conversation_id, event, actor, now, after, reason, audit)
-                    pipe.execute()
+                    written = pipe.execute()
+                    if audit and not self._indexed:
+                        # Once: where the conversations' streams start to hold hand-off entries.
+                        # (Cut short here, the next change sets it a little later: the few
+                        # entries between are in both places, and the audit page shows each once.)
+                        self._redis.set(self.indexed_from_key, written[-1], nx=True)
+                        self._indexed = True
                     return after
                 except redis.WatchError:
                     continue
@@ -490,9 +518,8 @@ class HandoffStore:
         }
         pipe.xadd(keys.console_events, change, maxlen=EVENTS_MAXLEN, approximate=True)
         if audit:
-            pipe.xadd(
-                keys.audit,
-                {"kind": "handoff", **change},
-                maxlen=AUDIT_MAXLEN,
-                approximate=True,
-            )
+            entry = {"kind": "handoff", **change}
+            pipe.xadd(keys.conversation_audit(conversation_id), entry,
+                      maxlen=CONVERSATION_AUDIT_MAXLEN, approximate=True)  # fmt: skip
+            # Last: its id (``execute()``'s last result) is what ``indexed_from_key`` keeps.
+            pipe.xadd(keys.audit, entry, maxlen=AUDIT_MAXLEN, approximate=True)

@@ -185,20 +185,22 @@ class CallbackItem:
     #: ``phone`` or ``video``.
     how: str
     #: The number (phone) or address (video: email when known) to use, masked; the desk's
-    #: ``reveal_address`` gives the full one (audited).
+    #: ``reveal_address`` on ``channel`` gives the full one (audited).
     contact: str
     asked_at: datetime
-    #: The zone ``when`` was read in (``""`` when none is known).
+    #: The zone ``when`` was read in: the person's (``""`` when none is known).
     zone: str = ""
     #: An agent recorded it (their id), or ``""``: the dialogue did.
     by: str = ""
+    #: The channel ``contact`` is the address on (``sms``: the phone number, ``email``), or ``""``.
+    channel: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "conversation_id": self.conversation_id, "account_id": self.account_id,
             "display_name": self.display_name, "when_raw": self.when_raw,
             "when": self.when.isoformat() if self.when else None, "how": self.how, "contact": self.contact,
-            "asked_at": self.asked_at.isoformat(), "zone": self.zone, "by": self.by,
+            "asked_at": self.asked_at.isoformat(), "zone": self.zone, "by": self.by, "channel": self.channel,
         }  # fmt: skip
 
 
@@ -402,12 +404,12 @@ class Inbox:
                     )
                 except ValueError:
                     when = None
+            channel, contact = self._contact(conversation_id, account, str(how))
             found.append(CallbackItem(
                 conversation_id=conversation_id, account_id=account_id,
                 display_name=(account.first_name if account else "") or UNKNOWN_SENDER,
-                when_raw=row.get("when", ""), when=when, how=str(how),
-                contact=self._contact(conversation_id, account, str(how)), asked_at=asked_at, zone=zone,
-                by=row.get("by", ""),
+                when_raw=row.get("when", ""), when=when, how=str(how), contact=contact, asked_at=asked_at,
+                zone=zone, by=row.get("by", ""), channel=channel,
             ))  # fmt: skip
         far = datetime.max.replace(tzinfo=timezone.utc)
         found.sort(
@@ -525,12 +527,16 @@ class Inbox:
                 return zones[0]
         return self.config.console.zone
 
-    def _contact(self, conversation_id: str, account: Account | None, how: str) -> str:
+    def _contact(self, conversation_id: str, account: Account | None, how: str) -> tuple[str, str]:
+        """The channel whose address to use (``sms``: the phone number; ``email``: a video call's
+        invitation, or when there is no number) and that address, masked; ``("", "")``: none."""
         _, contacts = self.history.contacts(conversation_id)
         phone = (account.phone if account else None) or contacts.get("sms")
         email = (account.email if account else None) or contacts.get("email")
+        if "~" in conversation_id and contacts.get("email"):
+            email = contacts["email"]  # an email thread from another address: as the desk answers it
         if how == "video" and email:
-            return mask_email(email)
+            return "email", mask_email(email)
         if phone:
-            return mask_phone(phone)
-        return mask_email(email) if email else ""
+            return "sms", mask_phone(phone)
+        return ("email", mask_email(email)) if email else ("", "")

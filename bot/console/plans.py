@@ -9,9 +9,10 @@ does the work; this module holds what it shares with the page.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
@@ -33,11 +34,13 @@ from dialogue.plans import (
 __all__ = [
     "PlanMaker",
     "PlanOption",
+    "PlanPayment",
     "PlanResult",
     "StoredPlan",
     "describe_option",
     "plan_changed_text",
     "plan_created_text",
+    "plan_payments",
     "policy_for",
 ]
 
@@ -152,6 +155,80 @@ class PlanResult:
         )  # fmt: skip
 
 
+#: ``PlanPayment.status``.
+PAYMENT_STATUSES = ("paid", "missed", "due", "ended")
+
+
+@dataclass(frozen=True)
+class PlanPayment:
+    """One instalment of a stored plan and what became of it, from ``plan:<id>:state`` as
+    ``bot.outreach.payments`` keeps it (``paid:<due>`` the day the creditor says it was paid,
+    ``missed:<due>`` the missed-payment message went, ``reminded:<due>`` the reminder went).
+
+    ``status``: ``paid``; ``missed`` (its day passed, in the person's zone, and nothing was paid:
+    what outreach counts as missed); ``due`` (still to come, or due today); ``ended`` (not paid,
+    and the plan was replaced before its day: nothing is due under it any more)."""
+
+    due: date
+    amount: Decimal
+    currency: str
+    status: str
+    #: The day it was paid (``paid`` only).
+    paid_on: date | None = None
+    #: The person was reminded before it / told it was missed.
+    reminded: bool = False
+    told_missed: bool = False
+    down_payment: bool = False
+
+    def money(self, country: str | None = None) -> str:
+        return format_money(self.amount, self.currency, "en", country)
+
+
+def plan_payments(
+    record: Mapping[str, Any],
+    state: Mapping[str, str],
+    today: date,
+    *,
+    replaced: bool,
+    zone: tzinfo | None = None,
+) -> tuple[PlanPayment, ...]:
+    """Every instalment of a stored plan (``plan:<id>``) with what became of it (``state``:
+    ``plan:<id>:state``) as of ``today`` in the person's zone (``zone``); ``replaced``:
+    ``bot.outreach.payments.is_replaced``. A plan without instalments (a settlement) has none."""
+    ended_from = today
+    if replaced and state.get("replaced_at"):
+        with contextlib.suppress(ValueError):
+            moment = datetime.fromisoformat(state["replaced_at"])
+            if zone is not None and moment.tzinfo is not None:
+                moment = moment.astimezone(zone)
+            ended_from = min(today, moment.date())
+    payments = []
+    for item in record.get("instalments") or []:
+        try:
+            due, amount = date.fromisoformat(str(item["due"])), Decimal(str(item["amount"]))
+        except (KeyError, TypeError, ValueError, InvalidOperation):
+            continue
+        paid_raw = state.get(f"paid:{due}", "")
+        try:
+            paid_on = date.fromisoformat(paid_raw) if paid_raw else None
+        except ValueError:
+            paid_on = None
+        if paid_raw:
+            status = "paid"
+        elif due < ended_from:
+            status = "missed"
+        elif replaced:
+            status = "ended"
+        else:
+            status = "due"
+        payments.append(PlanPayment(
+            due=due, amount=amount, currency=str(record.get("currency") or ""), status=status,
+            paid_on=paid_on, reminded=f"reminded:{due}" in state, told_missed=f"missed:{due}" in state,
+            down_payment=bool(item.get("down_payment")),
+        ))  # fmt: skip
+    return tuple(sorted(payments, key=lambda p: p.due))
+
+
 @dataclass(frozen=True)
 class StoredPlan:
     """A plan of the account as stored (``plan:<id>``) and what became of it (``plan:<id>:state``),
@@ -171,6 +248,8 @@ class StoredPlan:
     #: after the new plan was stored waits for its retry: then ``active`` is already ``False``).
     replaced_by: str = ""
     replaced_at: str = ""
+    #: Every instalment and what became of it (paid when, missed, due, ended), by due date.
+    payments: tuple[PlanPayment, ...] = ()
 
     @classmethod
     def of(
@@ -180,8 +259,11 @@ class StoredPlan:
         *,
         replaced: bool,
         country: str | None = None,
+        today: date | None = None,
+        zone: tzinfo | None = None,
     ) -> StoredPlan:
-        """``replaced``: ``bot.outreach.payments.is_replaced`` for this plan (what reminders go by)."""
+        """``replaced``: ``bot.outreach.payments.is_replaced`` for this plan (what reminders go by);
+        ``today``: in the person's zone, ``zone`` (the payments are told only when it is given)."""
         plan = _plan_of(record)
         summary = schedule = ""
         if plan is not None:
@@ -196,6 +278,9 @@ class StoredPlan:
             payment_link=str(record.get("payment_link") or ""),
             summary=summary.strip(), schedule=schedule, active=not replaced,
             replaced_by=state.get("replaced_by", ""), replaced_at=state.get("replaced_at", ""),
+            payments=(
+                plan_payments(record, state, today, replaced=replaced, zone=zone) if today is not None else ()
+            ),
         )  # fmt: skip
 
 

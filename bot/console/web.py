@@ -26,7 +26,7 @@ import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from functools import wraps
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
@@ -64,10 +64,11 @@ from bot.console.auth import (
     address_hash,
     audit_sign_in,
 )
-from bot.console.desk import DeskError, HistoryLine, ReplyVerdict
+from bot.console.desk import DeskError, HistoryLine, ReplyVerdict, format_moment
 from bot.console.errors import ConsoleError
 from bot.console.handoff import AlreadyClaimed, Handoff, HandoffStore, Outcome, State
 from bot.console.inbox import InboxFilter, InboxItem
+from bot.console.plans import PlanPayment
 from bot.errors import InvalidRequest, NotFound
 from bot.privacy import mask_email
 from channels.cleaning import UnsafeJson, loads_json
@@ -131,6 +132,7 @@ OUTCOME_LABELS = {
 #: The flags an agent may set and clear (crisis may only be cleared: the desk enforces it).
 FLAGS = (*PAUSE_REASONS, "vulnerable")
 FREQUENCIES = ("monthly", "fortnightly", "weekly")
+CALLBACK_LABELS = {"phone": "Phone call", "video": "Video call"}
 #: Titles of the console's error pages.
 ERROR_TITLES = {
     400: "That did not work",
@@ -256,6 +258,33 @@ def line_json(line: HistoryLine, zones: _Zones) -> dict[str, Any]:
         "text": line.text,
         "status": _status_text(line, zones) if line.direction == "out" else "",
     }
+
+
+def _day(day: date) -> str:
+    """``Mon 16 Mar 2026``."""
+    return f"{day:%a} {day.day} {day:%b %Y}"
+
+
+def payment_row(payment: PlanPayment, country: str | None = None) -> dict[str, Any]:
+    """One payment of a plan for the account column: due when, how much, and what became of it."""
+    if payment.status == "paid":
+        label = f"paid on {_day(payment.paid_on)}" if payment.paid_on else "paid"
+    elif payment.status == "missed":
+        label = "missed" + (" (they were told)" if payment.told_missed else "")
+    elif payment.status == "ended":
+        label = "not due: the plan was replaced"
+    else:
+        label = "due" + (" (reminded)" if payment.reminded else "")
+    return {
+        "due": _day(payment.due), "due_iso": payment.due.isoformat(), "amount": payment.money(country),
+        "status": payment.status, "label": label,
+        "paid_on_iso": payment.paid_on.isoformat() if payment.paid_on else "",
+    }  # fmt: skip
+
+
+def _revealed_note(channel: str) -> str:
+    what = "number" if channel == "sms" else "address"
+    return f"The full {what} is shown for you on this page only; showing it is recorded in the audit."
 
 
 def _handoff_json(handoff: Handoff, me: str) -> dict[str, Any]:
@@ -553,20 +582,41 @@ def console_blueprint(parts: ConsoleParts) -> Blueprint:
         items = [item_json(item) for item in inbox_items(inbox_filter())]
         return jsonify({"items": items})
 
+    def callback_rows(revealed: Mapping[tuple[str, str], str] | None = None) -> list[dict[str, Any]]:
+        """The callbacks list: when in the agents' zone and in the person's, their own words, how,
+        and the number or address to use, masked unless the agent revealed it (``revealed``:
+        conversation and channel -> the full address)."""
+        rows = []
+        for c in parts.inbox.callbacks():
+            full = (revealed or {}).get((c.conversation_id, c.channel), "")
+            rows.append({
+                "conversation_id": c.conversation_id, "display_name": c.display_name,
+                "when": zones.time(c.when) if c.when else "",
+                "when_theirs": format_moment(c.when, c.zone) if c.when and c.zone else "",
+                "when_iso": c.when.isoformat() if c.when else "",
+                "when_raw": c.when_raw, "how": c.how, "how_label": CALLBACK_LABELS.get(c.how, c.how),
+                "channel": c.channel, "contact": full or c.contact, "revealed": bool(full),
+                "asked_at": zones.time(c.asked_at), "by": c.by,
+            })  # fmt: skip
+        return rows
+
     @bp.get("/callbacks")
     def callbacks() -> ResponseReturnValue:
-        rows = [
-            {
-                "conversation_id": c.conversation_id,
-                "display_name": c.display_name,
-                "when": zones.time(c.when) if c.when else "",
-                "when_raw": c.when_raw,
-                "how": c.how,
-                "contact": c.contact,
-                "asked_at": zones.time(c.asked_at),
-            }
-            for c in parts.inbox.callbacks()
-        ]
+        return render_template("console/callbacks.html", callbacks=callback_rows())
+
+    @bp.post("/callbacks/reveal")
+    def callbacks_reveal() -> ResponseReturnValue:
+        """The full number or address of one callback, for this agent (audited by the desk's
+        ``reveal_address``); shown on this answer only, never kept in the session."""
+        conversation_id = _conversation(_text("conversation_id", 200))
+        channel = _choice("channel", CHANNELS)
+        try:
+            address = parts.desk.reveal_address(conversation_id, _user().actor, channel)
+        except ConsoleError as exc:
+            flash(str(exc), "error")
+            return redirect(url_for("console.callbacks"))
+        flash(_revealed_note(channel), "ok")
+        rows = callback_rows({(conversation_id, channel): address})
         return render_template("console/callbacks.html", callbacks=rows)
 
     # --- a conversation -------------------------------------------------------------------------
@@ -626,7 +676,8 @@ def console_blueprint(parts: ConsoleParts) -> Blueprint:
         except ValueError:
             return str(value or "")
 
-    def address_rows(view: Any) -> list[dict[str, Any]]:
+    def address_rows(view: Any, revealed: Mapping[str, str]) -> list[dict[str, Any]]:
+        """Each channel's address, masked unless the agent revealed it (``revealed``)."""
         rows = []
         for channel, address in view.channels.items():
             status: Mapping[str, bool] = view.address_status.get(channel, {})
@@ -634,7 +685,8 @@ def console_blueprint(parts: ConsoleParts) -> Blueprint:
             rows.append(
                 {
                     "channel": channel,
-                    "address": address,
+                    "address": revealed.get(channel) or address,
+                    "revealed": channel in revealed,
                     "marks": ", ".join(marks),
                     "opted_out": bool(status.get("opted_out")),
                 }
@@ -643,6 +695,25 @@ def console_blueprint(parts: ConsoleParts) -> Blueprint:
 
     @bp.get("/c/<conversation_id>")
     def conversation(conversation_id: str) -> ResponseReturnValue:
+        return conversation_page(conversation_id)
+
+    @bp.post("/c/<conversation_id>/reveal")
+    def reveal_address(conversation_id: str) -> ResponseReturnValue:
+        """The person's full address on one channel, for this agent (audited by the desk's
+        ``reveal_address``): the page again with it shown, this once (never kept in the session)."""
+        conversation_id = _conversation(conversation_id)
+        channel = _choice("channel", CHANNELS)
+        try:
+            address = parts.desk.reveal_address(conversation_id, _user().actor, channel)
+        except ConsoleError as exc:
+            flash(str(exc), "error")
+            return redirect(url_for("console.conversation", conversation_id=conversation_id))
+        flash(_revealed_note(channel), "ok")
+        return conversation_page(conversation_id, revealed={channel: address})
+
+    def conversation_page(
+        conversation_id: str, revealed: Mapping[str, str] | None = None
+    ) -> ResponseReturnValue:
         conversation_id = _conversation(conversation_id)
         user = _user()
         view = parts.desk.view(conversation_id)
@@ -667,7 +738,7 @@ def console_blueprint(parts: ConsoleParts) -> Blueprint:
             agents=agents,
             languages=LANGUAGES,
             preferences=view.preferences or {},
-            addresses=address_rows(view),
+            addresses=address_rows(view, revealed or {}),
             plan=plan_panel(conversation_id, view),
             plans=plan_rows(view),
             deferred=[
@@ -677,11 +748,14 @@ def console_blueprint(parts: ConsoleParts) -> Blueprint:
         )
 
     def plan_rows(view: Any) -> list[dict[str, Any]]:
-        """Every plan of the account for its column: current, or ended (replaced by which, when)."""
+        """Every plan of the account for its column: current, or ended (replaced by which, when),
+        with each of its payments (due when, how much, paid when / missed / due)."""
+        country = view.account.country if view.account else None
         return [
             {"plan_id": p.plan_id, "active": p.active, "summary": p.summary or p.kind,
              "payment_link": p.payment_link, "replaced_by": p.replaced_by,
-             "replaced_at": _since(p.replaced_at) if p.replaced_at else ""}
+             "replaced_at": _since(p.replaced_at) if p.replaced_at else "",
+             "payments": [payment_row(payment, country) for payment in p.payments]}
             for p in view.stored_plans
         ]  # fmt: skip
 
@@ -987,11 +1061,13 @@ def console_blueprint(parts: ConsoleParts) -> Blueprint:
         conversation_id = _conversation(conversation_id)
         rows = []
         for entry in parts.desk.audit(conversation_id):
-            rest = {k: v for k, v in entry.items() if k not in ("at", "kind", "by", "conversation_id")}
+            rest = {k: v for k, v in entry.items() if k not in ("at", "kind", "by", "conversation_id", "id")}
+            kind = entry.get("kind", "")
             rows.append(
                 {
                     "at": _since(entry.get("at", "")),
-                    "kind": entry.get("kind", ""),
+                    # A hand-off change says which (``handoff: claim``); the desk's own say their action.
+                    "kind": f"{kind}: {entry['event']}" if kind == "handoff" and entry.get("event") else kind,
                     "by": entry.get("by", "") or entry.get("actor", ""),
                     "detail": ", ".join(f"{k}={v}" for k, v in sorted(rest.items()) if v),
                 }

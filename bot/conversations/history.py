@@ -18,15 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+from redis.client import Pipeline
 
 from bot.store.connection import Keys
+from bot.store.history_entries import MAX_ENTRIES, ONCE_TTL_SECONDS, encode_entry
 
-__all__ = ["ConversationHistory", "HistoryEntry"]
-
-#: Entries kept per conversation (the oldest go first).
-MAX_ENTRIES = 5_000
-#: How long "written once" markers live: longer than any retry or replay.
-ONCE_TTL_SECONDS = 7 * 24 * 3600
+__all__ = ["MAX_ENTRIES", "ONCE_TTL_SECONDS", "ConversationHistory", "HistoryEntry"]
 
 # The marker and the entry together or not at all.
 _APPEND_ONCE = """
@@ -106,12 +103,16 @@ class ConversationHistory:
 
     def event(
         self, conversation_id: str, kind: str, *, by: str = "system", text: str = "",
-        detail: Mapping[str, Any] | None = None, once: str = "",
+        detail: Mapping[str, Any] | None = None, once: str = "", pipe: Pipeline[bytes] | None = None,
     ) -> bool:  # fmt: skip
         """Something happened (``escalated``, ``claimed``, ``plan_created``, ``flag_set``, ``note``...);
-        with ``once``, a second call with the same ``once`` adds nothing."""
+        with ``once``, a second call with the same ``once`` adds nothing.
+
+        With ``pipe`` (a ``MULTI`` pipeline) the line is written with the rest of that pipeline,
+        when it executes (the fact and its line together or not at all); the call then returns
+        ``True`` without knowing whether ``once`` let it through."""
         return self._add(conversation_id, f"event:{kind}:{once}" if once else "", direction="event",
-                         kind=kind, by=by, text=text, detail=detail)  # fmt: skip
+                         kind=kind, by=by, text=text, detail=detail, pipe=pipe)  # fmt: skip
 
     def contacts(self, conversation_id: str) -> tuple[str, dict[str, str]]:
         """Where the person last wrote from (the channel) and their address on each channel:
@@ -142,16 +143,18 @@ class ConversationHistory:
         rows = self._redis.xrange(self._keys.conversation_history(conversation_id), start, "+", count=count)
         return [_entry(raw_id.decode(), fields) for raw_id, fields in rows]
 
-    def _add(self, conversation_id: str, once: str, **fields: Any) -> bool:
+    def _add(
+        self, conversation_id: str, once: str, pipe: Pipeline[bytes] | None = None, **fields: Any
+    ) -> bool:
         if not conversation_id:
             return False
         marker = self._keys.dedupe("history", f"{conversation_id}:{once}") if once else ""
-        entry = {"at": self._clock(), **{k: v for k, v in fields.items() if v}}
         added = self._append(
             keys=[self._keys.conversation_history(conversation_id)],
-            args=[marker, ONCE_TTL_SECONDS, MAX_ENTRIES, json.dumps(entry, ensure_ascii=False)],
+            args=[marker, ONCE_TTL_SECONDS, MAX_ENTRIES, encode_entry(self._clock(), **fields)],
+            client=pipe,
         )
-        return bool(added)
+        return True if pipe is not None else bool(added)
 
 
 def _entry(entry_id: str, fields: Mapping[bytes, bytes]) -> HistoryEntry:

@@ -44,6 +44,7 @@ from bot.store.queues import GiveUp, KeyedQueue, RetryLater
 from bot.telegram.links import TelegramLinks
 from channels.base import Channel, ChannelError, DeliveryReceipt, DeliveryStatus, InboundMessage
 from channels.email import outbox_id_from
+from channels.sms_keywords import KeywordKind
 from dialogue.rasa_client import BotReply, RasaActionFailed, RasaClient, RasaRejected, RasaUnavailable
 
 # The inbound path's log lines keep the name they always had (log filters and tests use it).
@@ -324,12 +325,23 @@ def safety_screen(
     return Stop("crisis")
 
 
-def answer_keyword(context: Context, *, keywords: SmsKeywords, say: Replier) -> Outcome:
+def answer_keyword(
+    context: Context, *, keywords: SmsKeywords, say: Replier, history: ConversationHistory | None = None
+) -> Outcome:
     """STOP / START / HELP (and STOP by email): acted on and answered from config, never by the
-    dialogue."""
+    dialogue. An opt-out (or back in) is a line of the conversation's history, once per message."""
     keyword = keywords.handle(context.message, context.account)
     if keyword is None:
         return context
+    if history is not None and keyword.kind in (KeywordKind.STOP, KeywordKind.START):
+        channel = context.message.channel
+        stop = keyword.kind is KeywordKind.STOP
+        history.event(
+            context.conversation_id, "opted_out" if stop else "opted_in", once=context.source,
+            text=f"{keyword.kind.value.upper()} by {channel}: "
+                 + ("no more messages on this channel" if stop else "messages on this channel again"),
+            detail={"channel": channel, "keyword": keyword.kind.value},
+        )  # fmt: skip
     say.send(context, [BotReply(text=text) for text in keyword.replies], f"keyword {keyword.kind.value}")
     return Stop(f"keyword {keyword.kind.value}")
 

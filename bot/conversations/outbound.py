@@ -134,7 +134,8 @@ def pass_the_gate(
     sending: Sending, *, gate: ComplianceGate | None, accounts: AccountStore | None, record: Recorder
 ) -> SendOutcome:
     """The compliance gate, right before the message leaves (the hour may have changed since it
-    was queued): the text as it must leave, or withheld (recorded, with the rule)."""
+    was queued, a person may have flagged the account or claimed the conversation): the text as
+    it must leave, or withheld (recorded, with the rule)."""
     if gate is None:
         return sending
     message = sending.message
@@ -149,7 +150,9 @@ def pass_the_gate(
             # outside any conversation, carry it themselves.
             verified=message.kind in REMINDERS, mini_miranda_said=message.kind not in REMINDERS,
         ),
-        outbox_id=message.outbox_id,
+        # Whether an agent holds this conversation (then the bot starts nothing: a proactive
+        # message queued before the claim is withheld here, at the last moment).
+        outbox_id=message.outbox_id, conversation_id=message.conversation_id,
     )  # fmt: skip
     if decision.verdict is Verdict.SEND:
         return replace(sending, message=replace(message, text=decision.text))

@@ -12,6 +12,7 @@ from flask import Blueprint, Flask, jsonify, request
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from bot.config import Config
 from bot.console.agents import AgentError
@@ -105,6 +106,13 @@ def create_app(
     for blueprint in blueprints:
         app.register_blueprint(blueprint)  # CSRF applies: they are signed-in pages
     _register_error_handlers(app)
+    proxies = config.server.trusted_proxies
+    if proxies:
+        # Behind ``proxies`` reverse proxies (TLS ends there): the client is the address that
+        # many hops back in X-Forwarded-For (the console's sign-in throttle counts per client),
+        # the scheme X-Forwarded-Proto's. Without them the headers are ignored: anyone could
+        # send them.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
     return app
 
 

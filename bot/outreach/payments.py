@@ -160,14 +160,17 @@ class PlanPayments:
                 out.append((instalment, state))
         return out
 
-    def due_message(self, account_id: str, today: date, days_before: int) -> tuple[str, Instalment] | None:
-        """What the account should hear now: a missed payment first, else an upcoming one."""
+    def due_message(
+        self, account_id: str, today: date, days_before: int, *, chase_missed: bool = True
+    ) -> tuple[str, Instalment] | None:
+        """What the account should hear now: a missed payment first, else an upcoming one
+        (``chase_missed=False``: only an upcoming one, for a person flagged vulnerable)."""
         items = self.instalments(account_id)
         missed = [
             i for i, state in items
             if i.due < today and f"paid:{i.due}" not in state and f"missed:{i.due}" not in state
         ]  # fmt: skip
-        if missed:
+        if missed and chase_missed:
             return "missed_payment", max(missed, key=lambda i: i.due)  # the latest only, once
         upcoming = [
             i for i, state in items

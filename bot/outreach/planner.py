@@ -28,7 +28,7 @@ from bot.clock import Clock
 from bot.compliance.gate import ComplianceGate
 from bot.compliance.rules import Decision, Outgoing, Verdict
 from bot.config import Config, OpenerVariant
-from bot.outreach.payments import PlanPayments, reminder_text
+from bot.outreach.payments import Instalment, PlanPayments, reminder_text
 from bot.store.accounts import Account, AccountStore
 from bot.store.addresses import AddressBook
 from bot.store.connection import Keys
@@ -370,11 +370,25 @@ class OutreachHandler:
             zone = ZoneInfo(account.timezone) if account.timezone else timezone.utc
         except (ZoneInfoNotFoundError, ValueError):
             zone = timezone.utc
-        due = self.payments.due_message(account.account_id, now.astimezone(zone).date(),
-                                        self.config.outreach.remind_days_before)  # fmt: skip
+        today, days_before = now.astimezone(zone).date(), self.config.outreach.remind_days_before
+        due = self.payments.due_message(account.account_id, today, days_before)
         if due is None:
             return
-        kind, instalment = due
+        blocked = self._remind(task, account, preferred, *due, now)
+        if blocked == "vulnerable" and due[0] == "missed_payment":
+            # A person flagged them vulnerable: the missed payment is not chased, but the reminder
+            # of their next instalment, on the plan they agreed to, still goes
+            # (``rules.VULNERABLE_STILL_GETS`` says why).
+            upcoming = self.payments.due_message(account.account_id, today, days_before, chase_missed=False)
+            if upcoming is not None:
+                self._remind(task, account, preferred, *upcoming, now)
+
+    def _remind(
+        self, task: dict[str, str], account: Account, preferred: bytes | None, kind: str,
+        instalment: Instalment, now: datetime,
+    ) -> str | None:  # fmt: skip
+        """Send, defer or hold one reminder (or missed-payment message); the rule when the gate
+        blocked it on every channel it could go on."""
         if instalment.agreed_at is not None:
             quiet_until = instalment.agreed_at + timedelta(
                 hours=self.config.outreach.first_reminder_after_hours
@@ -385,9 +399,10 @@ class OutreachHandler:
                 logger.info("account %s: plan %s agreed too recently for a %s", account.account_id,
                             instalment.plan_id, kind)  # fmt: skip
                 self.planner.defer(task, quiet_until)
-                return
+                return None
         language = account.language if account.language in ("en", "es") else "en"
         text = reminder_text(kind, instalment, account.first_name, language, account.country)
+        rule: str | None = None
         for channel, address in self.channels_for(account, preferred, first=instalment.channel):
             decision = self.gate.decide(
                 account, channel, address,
@@ -398,9 +413,13 @@ class OutreachHandler:
             if decision.verdict is Verdict.SEND:
                 if self.payments.mark(kind, instalment):  # once, whichever worker gets here first
                     self.send_reminder(account, channel, address, kind, decision)
-                return
+                return None
             if decision.verdict is Verdict.DEFER and decision.until is not None:
                 self.planner.defer(task, decision.until)
-                return
+                return None
+            rule = decision.rule
             if decision.rule not in _ADDRESS_RULES:
-                return
+                # A pause, a vulnerable person, an agent holding the conversation...: no channel
+                # would do; the audit says why, and the next run looks again.
+                return rule
+        return rule

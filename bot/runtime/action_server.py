@@ -8,18 +8,24 @@ Same as ``python -m rasa_sdk --actions dialogue.actions``, except that:
   (Rasa sends it, from ``rasa_project/endpoints.yml``); anything else gets 401. rasa-sdk 3.6 has
   no authentication of its own, and its ``/webhook`` runs any action on whatever tracker the
   caller makes up (``verified: true`` included);
-- the server binds to the host of ``rasa.actions_url`` (loopback by default), not 0.0.0.0.
+- the server binds to the host of ``rasa.actions_url`` (loopback by default), not 0.0.0.0;
+- in tests, with ``DEBTBOT_TEST_CLOCK_FILE`` set, it reads the time from that file (the tests' set
+  clock, as the gateway and the worker have it), never in production.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
+import os
 import sys
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from bot.config import load_config
+from bot.clock import CLOCK_FILE_ENV, Clock, FileClock
+from bot.config import Config, load_config
 from bot.conversations.dialogue_backend import RedisDialogueBackend
 from bot.errors import ConfigError
 from bot.privacy import setup_logging
@@ -67,18 +73,36 @@ def create_action_app(token: str, actions: str = "dialogue.actions") -> Any:
     return app
 
 
+def clock_for(config: Config, environ: Mapping[str, str]) -> Clock:
+    """The system clock; in tests (``DEBTBOT_TEST_CLOCK_FILE``) the tests' set clock, so the
+    escalations made here are timed as the gateway and the worker time everything else."""
+    path = environ.get(CLOCK_FILE_ENV, "")
+    if not path:
+        return Clock()
+    if config.production:
+        raise ConfigError([f"{CLOCK_FILE_ENV}: a test clock is never used in production"])
+    return FileClock(Path(path))
+
+
 def main() -> int:
     try:
         config = load_config()
         token = config.secrets.actions_token
         if not token:
             raise ConfigError(["DEBTBOT_ACTIONS_TOKEN: the action server must not run without a token"])
+        clock = clock_for(config, os.environ)
     except ConfigError as exc:
         print(f"configuration error:\n{exc}", file=sys.stderr)
         return 2
     setup_logging(config.logging.level)
-    services = build_services(config)
-    set_backend(RedisDialogueBackend(config, services.redis, services.events, escalate=services.escalate))
+    services = build_services(config, clock=clock)
+    if isinstance(clock, FileClock):
+        log.warning("action server: on the test clock in %s, not the system clock", clock)
+    set_backend(
+        RedisDialogueBackend(
+            config, services.redis, services.events, escalate=services.escalate, clock=services.clock
+        )
+    )
     address = urlsplit(config.rasa.actions_url)
     host, port = address.hostname or "127.0.0.1", address.port or 5055
 

@@ -164,7 +164,9 @@ class Services:
             dead_letters=self.dead_letters, links=self.links,
             email=self.email_envelope() if "email" in self.channels else None,
             # Plans set up by agents: stored, linked and announced as the bot's are.
-            plans=RedisDialogueBackend(self.config, self.redis, self.events, escalate=self.escalate),
+            plans=RedisDialogueBackend(
+                self.config, self.redis, self.events, escalate=self.escalate, clock=self.clock
+            ),
         )  # fmt: skip
 
     @functools.cached_property

@@ -7,6 +7,8 @@
   drain jobs and their plans).
 - ``intake``: an accepted inbound message, stored once and its handling planned; the names of the
   inbound and outbound queues.
+- ``history_entries``: the shape of a conversation's history lines, so the agents' queue and the
+  crisis desk write their line in the same script as the fact they record.
 
 May import: ``bot.config``, ``bot.errors``, ``bot.clock``, ``bot.privacy``, ``channels.base``; never
 another ``bot`` package (everything else stands on this).

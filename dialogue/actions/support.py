@@ -167,7 +167,8 @@ class ActionRecordCallback(Action):
         reasons = screened_concerns(tracker)
         detail = f"{how}: {when}" + (f" (signs: {', '.join(reasons)})" if reasons else "")
         store = backend()
-        store.record_callback(identity.account_id, identity.conversation_id, when, how)
+        store.record_callback(identity.account_id, identity.conversation_id, when, how,
+                              message_id=identity.message_id)  # fmt: skip
         store.flag_for_agent(identity.account_id, identity.conversation_id, "callback", detail,
                              message_id=identity.message_id)  # fmt: skip
         return []

@@ -48,10 +48,15 @@ class ValidateVerifyForm(FormValidationAction):
         identity = who(tracker)
         store = backend()
         failures = int(tracker.get_slot("verification_failures") or 0)
-        # The answer itself (a date of birth...) is personal: the slot only says how it went.
+        # The answer itself (a date of birth...) is personal: the slot only says how it went,
+        # and so does what the product is told (the agents' history and inbox).
         if identity.account_id and store.verify(identity.account_id, str(slot_value), today=date.today()):
+            store.record_verification(identity.account_id, identity.conversation_id, verified=True,
+                                      message_id=identity.message_id)  # fmt: skip
             return {"verification_answer": "confirmed", "verified": True, "verification_failures": 0}
         failures += 1
+        store.record_verification(identity.account_id, identity.conversation_id, verified=False,
+                                  failures=failures, message_id=identity.message_id)  # fmt: skip
         if failures >= store.settings().verification_attempts:
             store.flag_for_agent(
                 identity.account_id,

@@ -4,6 +4,8 @@ Every product here runs on a set clock, never the wall clock: ``DEBTBOT_TEST_CLO
 ("HH:MM Area/City", the time of day in that zone on the date it is there when the session
 starts; default :data:`DEFAULT_CLOCK`). ``make test`` runs the e2e tests marked ``clock`` at a
 second setting (night in New York), so each must pass, and prove the right thing, at both.
+The action server, a process of its own, follows the same clock through a file
+(``DEBTBOT_TEST_CLOCK_FILE``): every set or advance of a test's clock is written there.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import pytest
 import redis
 from flask.testing import FlaskClient
 
-from bot.clock import Clock, moment_from_setting
+from bot.clock import CLOCK_FILE_ENV, Clock, moment_from_setting, publish
 from bot.config import Config, load_config
 from bot.gateway.app import create_app
 from bot.outreach.scheduler import tick
@@ -57,21 +59,52 @@ def clock_start() -> datetime:
         raise pytest.UsageError(f"{CLOCK_ENV}: {exc}") from None
 
 
+class SharedClock(Clock):
+    """A test's set clock that the action server follows: each set or advance (and the start)
+    is also written to ``path`` (the action server's ``DEBTBOT_TEST_CLOCK_FILE``)."""
+
+    def __init__(self, path: Path, at: datetime) -> None:
+        super().__init__(at)
+        self.path = path
+        publish(path, at)
+
+    def set(self, at: datetime) -> None:
+        super().set(at)
+        publish(self.path, self.now())
+
+    def advance(self, by: timedelta) -> None:
+        super().advance(by)
+        publish(self.path, self.now())
+
+
+@pytest.fixture(scope="session")
+def clock_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the tests' clock is written for the action server (the session's start at first)."""
+    path = tmp_path_factory.mktemp("clock") / "now"
+    publish(path, clock_start())
+    return path
+
+
 @pytest.fixture
-def clock() -> Clock:
-    """The product's clock for one test, set to the session's setting (tests move it)."""
-    return Clock(clock_start())
+def clock(clock_file: Path) -> Clock:
+    """The product's clock for one test, set to the session's setting (tests move it); the
+    action server follows it."""
+    return SharedClock(clock_file, clock_start())
 
 
 class RasaStack:
-    """The Rasa server and action server as the supervisor starts them; each can be stopped."""
+    """The Rasa server and action server as the supervisor starts them; each can be stopped. The
+    action server reads the time from ``clock_file`` (the tests' clock), never the wall clock."""
 
-    def __init__(self, config: Config, model: Path, log: Path) -> None:
+    def __init__(self, config: Config, model: Path, log: Path, clock_file: Path) -> None:
         self.config = config
+        self.clock_file = clock_file
         self._log = log.open("a", encoding="utf-8")
         env = child_env(config)
         self.rasa = ManagedProcess(rasa_spec(config, env, model), self._log)
-        self.actions = ManagedProcess(actions_spec(config, env), self._log)
+        self.actions = ManagedProcess(
+            actions_spec(config, {**env, CLOCK_FILE_ENV: str(clock_file)}), self._log
+        )
 
     def start_rasa(self) -> None:
         self.rasa.start()
@@ -114,10 +147,10 @@ def stack_config(stack_config_path: Path, redis_url: str) -> Config:
 
 @pytest.fixture(scope="session")
 def rasa_stack(
-    stack_config: Config, trained_model: Path, tmp_path_factory: pytest.TempPathFactory
+    stack_config: Config, trained_model: Path, tmp_path_factory: pytest.TempPathFactory, clock_file: Path
 ) -> Iterator[RasaStack]:
     log = tmp_path_factory.mktemp("logs") / "rasa.log"
-    stack = RasaStack(stack_config, trained_model, log)
+    stack = RasaStack(stack_config, trained_model, log, clock_file)
     try:
         stack.start()
     except AssertionError:
@@ -320,9 +353,9 @@ def _running(
     clock: Clock | None = None,
 ) -> Iterator[Product]:
     """The product on ``config`` with a worker, on ``clock`` (by default a clock at the session's
-    setting: never the wall clock)."""
+    setting that the action server follows: never the wall clock)."""
     stack_config = config
-    clock = clock or Clock(clock_start())
+    clock = clock or SharedClock(rasa_stack.clock_file, clock_start())
     services = build_services(stack_config, redis_client, clock)
     report = AccountStore(redis_client, services.keys).import_csv(
         (ROOT / "examples" / "accounts.csv").read_text(),

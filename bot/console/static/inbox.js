@@ -56,7 +56,7 @@
       late.textContent = " (over target)";
       waited.appendChild(late);
     }
-    cell(row, "verified", item.verified === null ? "unknown" : (item.verified ? "yes" : "no"));
+    cell(row, "verified", item.verified === null ? "not yet" : (item.verified ? "yes" : "no"));
     cell(row, "summary", item.summary);
     cell(row, "state", item.state === "agent" ? "agent: " + item.agent : item.state);
     return row;

@@ -85,6 +85,34 @@ def test_a_crisis_pauses_collection_and_escalates_once_however_often_it_is_repla
     assert len(redis_client.xrange(keys.agent_queue)) == 2
 
 
+def test_the_history_says_collection_paused_when_the_pause_begins_and_each_escalation_once(
+    make_config: ConfigFactory, redis_client: redis.Redis[bytes]
+) -> None:
+    config = make_config()
+    keys = Keys(config.redis.key_prefix)
+    desk = _desk(config, redis_client, clock=1_800_000_000.0)
+    for _ in range(2):  # a replayed step
+        desk.raise_crisis(conversation_id="acct-ACC-1", account_id="ACC-1", detail="sms: i want to die",
+                          once="sms:SM1", source="screen:self_harm")  # fmt: skip
+    desk.raise_crisis(conversation_id="acct-ACC-1", account_id="ACC-1", detail="sms: still", once="sms:SM2",
+                      source="nlu")  # fmt: skip
+    lines = [json.loads(f[b"entry"]) for _, f in redis_client.xrange(keys.conversation_history("acct-ACC-1"))]
+    assert [(line["kind"], line["by"]) for line in lines] == [
+        ("collection_paused", "system"), ("escalated", "system"), ("escalated", "system"),
+    ]  # fmt: skip
+    assert lines[0]["text"].startswith("a sign of crisis (screen:self_harm): no collection messages")
+    assert lines[0]["at"] == 1_800_000_000.0 and lines[1]["text"] == "a sign of crisis"
+    # Cleared by a person, then a new sign: the pause begins again, and says so.
+    redis_client.hdel(keys.account_state("ACC-1"), f"pause:{CRISIS}")
+    desk.raise_crisis(conversation_id="acct-ACC-1", account_id="ACC-1", detail="sms: again", once="sms:SM3",
+                      source="nlu")  # fmt: skip
+    kinds = [
+        json.loads(f[b"entry"])["kind"]
+        for _, f in redis_client.xrange(keys.conversation_history("acct-ACC-1"))
+    ]
+    assert kinds[3:] == ["collection_paused", "escalated"]
+
+
 def test_an_unknown_address_in_crisis_is_escalated_without_a_pause(
     make_config: ConfigFactory, redis_client: redis.Redis[bytes]
 ) -> None:

@@ -15,6 +15,8 @@ from bot.compliance.rules import (
     AGENT_MAY_CONTACT_DESPITE,
     KEEP_CONTACT_HOURS,
     PAUSE_REASONS,
+    SENT_BY_A_PERSON,
+    VULNERABLE_STILL_GETS,
     AddressState,
     ContactRules,
     Debtor,
@@ -625,6 +627,83 @@ def test_an_unknown_pause_flag_still_pauses() -> None:
     assert (decision.verdict, decision.rule) == (Verdict.BLOCK, "pause:fraud_review")
 
 
+VULNERABLE = Debtor("acc", timezone="America/Los_Angeles", vulnerable=True)
+WITH_AGENT = Debtor("acc", timezone="America/Los_Angeles", with_agent=True)
+
+
+@pytest.mark.parametrize(
+    ("kind", "verdict", "rule"),
+    [
+        ("opener", Verdict.BLOCK, "vulnerable"),
+        ("missed_payment", Verdict.BLOCK, "vulnerable"),
+        ("follow_up", Verdict.BLOCK, "vulnerable"),  # a kind added later is held until named
+        ("reminder", Verdict.SEND, "allowed"),  # of the plan the person agreed to
+        ("agent", Verdict.SEND, "allowed"),
+        ("handback", Verdict.SEND, "allowed"),
+    ],
+)
+def test_a_person_flagged_vulnerable_gets_no_collection_message_but_their_plans_reminders(
+    kind: str, verdict: Verdict, rule: str
+) -> None:
+    decision = gate(NOON_LA, debtor=VULNERABLE, message=sms(kind=kind, verified=kind == "reminder"))
+    assert (decision.verdict, decision.rule) == (verdict, rule)
+    if verdict is Verdict.BLOCK:
+        assert decision.text == ""
+        assert "vulnerable" in decision.reason and "until an agent clears" in decision.reason
+    assert {"reminder", "agent", "handback"} == VULNERABLE_STILL_GETS
+
+
+def test_the_vulnerable_flag_holds_nothing_when_it_is_not_set_and_never_a_reply() -> None:
+    assert gate(NOON_LA, debtor=LA, message=sms(kind="opener")).verdict is Verdict.SEND
+    at_night = local("America/Los_Angeles", 2026, 6, 10, 3, 0)
+    decision = gate(at_night, debtor=VULNERABLE, message=reply())
+    assert (decision.verdict, decision.rule) == (Verdict.SEND, "reply")
+
+
+@pytest.mark.parametrize(
+    ("kind", "verdict", "rule"),
+    [
+        ("opener", Verdict.BLOCK, "with_agent"),
+        ("reminder", Verdict.BLOCK, "with_agent"),
+        ("missed_payment", Verdict.BLOCK, "with_agent"),
+        ("follow_up", Verdict.BLOCK, "with_agent"),
+        ("agent", Verdict.SEND, "allowed"),  # the agent holding it writes
+        ("handback", Verdict.SEND, "allowed"),
+    ],
+)
+def test_while_an_agent_holds_the_conversation_the_bot_starts_nothing(
+    kind: str, verdict: Verdict, rule: str
+) -> None:
+    decision = gate(NOON_LA, debtor=WITH_AGENT, message=sms(kind=kind, verified=kind != "opener"))
+    assert (decision.verdict, decision.rule) == (verdict, rule)
+    if verdict is Verdict.BLOCK:
+        assert "agent" in decision.reason and decision.text == ""
+    assert {"agent", "handback"} == SENT_BY_A_PERSON
+
+
+def test_an_agent_holding_the_conversation_does_not_hold_the_bots_replies() -> None:
+    decision = gate(NOON_LA, debtor=WITH_AGENT, message=reply())
+    assert (decision.verdict, decision.rule) == (Verdict.SEND, "reply")
+
+
+def test_pauses_come_before_vulnerable_before_the_agent_before_the_address() -> None:
+    everything = AddressState(wrong_party=True, opted_out=True, unreachable=True)
+    debtor = Debtor("acc", timezone="America/Los_Angeles", pauses=frozenset({"dispute"}), vulnerable=True,
+                    with_agent=True)  # fmt: skip
+    assert gate(NOON_LA, debtor=debtor, address=everything).rule == "pause:dispute"
+    debtor = Debtor("acc", timezone="America/Los_Angeles", vulnerable=True, with_agent=True)
+    assert gate(NOON_LA, debtor=debtor, address=everything).rule == "vulnerable"
+    assert gate(NOON_LA, debtor=WITH_AGENT, address=everything).rule == "with_agent"
+    # A reminder to a vulnerable person still waits while an agent holds the conversation.
+    assert gate(NOON_LA, debtor=debtor, message=sms(kind="reminder", verified=True)).rule == "with_agent"
+    # Both hold before the zone is looked at (no zone: still named for what it is).
+    assert gate(NOON_LA, debtor=Debtor("acc", vulnerable=True)).rule == "vulnerable"
+    # An agent's message still honours the address and the hours.
+    agent = sms("Hi, this is Sam from the team.", kind="agent")
+    assert gate(NOON_LA, debtor=debtor, message=agent, address=everything).rule == "wrong_party"
+    assert gate(NOON_LA + timedelta(hours=15), debtor=debtor, message=agent).verdict is Verdict.DEFER
+
+
 @pytest.mark.parametrize(
     ("address", "rule"),
     [
@@ -962,6 +1041,7 @@ def test_next_allowed_is_the_first_allowed_moment(
         mini_miranda_said=st.booleans(),
     ),
     sent=st.lists(st.integers(0, 10 * 24 * 60), max_size=5),
+    held=st.tuples(st.booleans(), st.booleans()),
 )
 def test_every_decision_names_a_rule_and_is_consistent(
     now: datetime,
@@ -970,8 +1050,9 @@ def test_every_decision_names_a_rule_and_is_consistent(
     address: AddressState,
     message: Outgoing,
     sent: list[int],
+    held: tuple[bool, bool],
 ) -> None:
-    debtor = Debtor("acc", timezone=zone, pauses=pauses)
+    debtor = Debtor("acc", timezone=zone, pauses=pauses, vulnerable=held[0], with_agent=held[1])
     recent = {message.channel: [now - timedelta(minutes=m) for m in sent]}
     decision = gate(now, debtor=debtor, message=message, address=address, recent=recent)
     assert decision.rule

@@ -20,8 +20,9 @@ from bot.clock import Clock
 from bot.compliance.notices import notice
 from bot.compliance.rules import Outgoing, Verdict
 from bot.config import Config
+from bot.console import desk_reading
 from bot.console.desk import VERIFICATION_QUESTIONS, Desk, DeskError, format_moment
-from bot.console.handoff import Actor, AlreadyClaimed, HandoffStore, NotAllowed, State
+from bot.console.handoff import Actor, AlreadyClaimed, HandoffStore, NotAllowed, State, indexed_from_key
 from bot.conversations.dialogue_backend import RedisDialogueBackend
 from bot.conversations.history import ConversationHistory
 from bot.conversations.outbound import Sending, pass_the_gate
@@ -473,7 +474,7 @@ def test_a_dispute_flag_stops_outreach_at_once_and_clearing_it_allows_it(world: 
     assert [e.kind for e in world.history.read(CID)] == ["flag_set", "flag_cleared"]
 
 
-def test_crisis_is_only_cleared_by_a_person_and_vulnerable_pauses_nothing(world: World) -> None:
+def test_crisis_is_only_cleared_by_a_person_and_vulnerable_holds_collection(world: World) -> None:
     with pytest.raises(DeskError, match="safety screen"):
         world.desk.set_flag(CID, ANA, "crisis", True)
     world.services.crisis.raise_crisis(
@@ -483,8 +484,10 @@ def test_crisis_is_only_cleared_by_a_person_and_vulnerable_pauses_nothing(world:
     world.desk.set_flag(CID, ANA, "crisis", False, "spoke with them; they are safe")
     assert opener_decision(world) is Verdict.SEND
     world.desk.set_flag(CID, ANA, "vulnerable", True, "caring for a parent")
-    assert opener_decision(world) is Verdict.SEND
+    assert opener_decision(world) is Verdict.BLOCK  # no collection opener until a person clears it
     assert "vulnerable" in world.desk.view(CID).flags
+    world.desk.set_flag(CID, ANA, "vulnerable", False, "back on their feet")
+    assert opener_decision(world) is Verdict.SEND
     with pytest.raises(DeskError, match="unknown flag"):
         world.desk.set_flag(CID, ANA, "angry", True)
     with pytest.raises(DeskError, match="no account"):
@@ -619,6 +622,58 @@ def test_every_action_is_audited_without_the_persons_words_or_full_addresses(wor
         "hand_back",
     ]
     assert world.desk.audit("acct-other") == []
+
+
+def handoff_trail(world: World, conversation_id: str = CID) -> list[tuple[str, str]]:
+    """The conversation's audit as its page reads it: (what, who), hand-off changes by event."""
+    return [
+        (row.get("event", "") if row["kind"] == "handoff" else row["kind"], row["by"])
+        for row in world.desk.audit(conversation_id)
+    ]
+
+
+def test_a_conversations_audit_keeps_its_handoff_changes_however_busy_the_audit_stream_gets(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(desk_reading, "AUDIT_SCAN", 300)  # what a busy day's audit would push out
+    waiting(world)
+    world.desk.claim(CID, ANA)
+    world.desk.add_note(CID, ANA, "called them")
+    pipe = world.redis.pipeline(transaction=False)
+    for n in range(1_000):  # other conversations' entries, newer than all of this one's
+        pipe.xadd(world.services.keys.audit, {"kind": "handoff", "conversation_id": f"acct-X{n}", "by": "x"})
+    pipe.execute()
+    world.desk.hand_back(CID, ANA)
+    assert handoff_trail(world) == [
+        ("escalate", "system"), ("claim", "ana"), ("console:note", "ana"), ("hand_back", "ana"),
+    ]  # fmt: skip
+
+
+def test_handoff_changes_audited_before_the_conversations_stream_had_them_are_found_once(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = world.services.keys
+    # Written the old way: in the audit stream only.
+    world.redis.xadd(keys.audit, {"kind": "handoff", "conversation_id": CID, "event": "escalate",
+                                  "by": "system", "at": repr(T0.timestamp() - 60)})  # fmt: skip
+    world.redis.xadd(keys.audit, {"kind": "handoff", "conversation_id": "acct-other", "event": "claim",
+                                  "by": "ben", "at": repr(T0.timestamp() - 50)})  # fmt: skip
+    assert handoff_trail(world) == [("escalate", "system")]  # nothing in the index yet: all found
+    world.desk.claim(CID, ANA)
+    # A change cut short after its EXEC, before it said where the index starts: the next one says.
+    world.redis.delete(indexed_from_key(keys))
+    world.clock.advance(timedelta(seconds=1))
+    HandoffStore(world.redis, keys, world.clock).hand_back(CID, "ana")
+    expected = [("escalate", "system"), ("claim", "ana"), ("hand_back", "ana")]
+    assert handoff_trail(world) == expected  # the claim, in both streams, shown once
+    # Looked for once: the old entries are kept for the page, the audit stream is not read again.
+    calls: list[object] = []
+    real = world.redis.xrevrange
+    monkeypatch.setattr(
+        world.redis, "xrevrange", lambda name, *a, **k: calls.append(name) or real(name, *a, **k)
+    )
+    assert handoff_trail(world) == expected
+    assert calls == [keys.conversation_audit(CID)]
 
 
 def test_a_dead_letter_attached_to_an_account_becomes_its_conversation(world: World) -> None:

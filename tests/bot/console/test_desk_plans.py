@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -17,6 +17,7 @@ from bot.console.desk import DeskError
 from bot.console.handoff import AlreadyClaimed
 from bot.console.plans import plan_created_text, policy_for
 from bot.conversations.dialogue_backend import settings_from_config
+from bot.outreach.payments import PlanPayments
 from dialogue.actions.plans import policy_for as dialogue_policy_for
 from dialogue.backend import AccountView, DialogueSettings
 from dialogue.plans import Frequency, build_plan, describe_plan, plan_options
@@ -205,3 +206,88 @@ def test_email_gets_every_payment_and_short_channels_the_plan_in_words() -> None
     assert "Your payments:\n- Monday, 16 March 2026: $40.00\n" in mail and "https://pay/x" in mail
     text = plan_created_text(plan, "https://pay/x", "es", "telegram")
     assert "3 pagos de" in text and "Puede hacer cada pago aquí: https://pay/x" in text
+
+
+# --- the payments beside each plan -------------------------------------------------------------
+
+
+def payments_of(world: World, plan_id: str) -> list[tuple[str, str, str, str]]:
+    """Each payment of the plan as the view tells it: (due, amount, status, paid on)."""
+    [plan] = [p for p in world.desk.view(CID).stored_plans if p.plan_id == plan_id]
+    return [
+        (p.due.isoformat(), p.money(), p.status, p.paid_on.isoformat() if p.paid_on else "")
+        for p in plan.payments
+    ]
+
+
+def test_each_plan_shows_its_payments_paid_when_missed_or_due_as_outreach_marks_them(world: World) -> None:
+    verified(world)
+    world.person_writes("ok, 40 a month from the 16th works")
+    plan_id = world.desk.create_plan(
+        CID, ANA, "40", "monthly", "2026-03-16", confirmed=True, request_key=KEY
+    ).plan_id
+    assert payments_of(world, plan_id) == [
+        ("2026-03-16", "$40.00", "due", ""),
+        ("2026-04-16", "$40.00", "due", ""),
+        ("2026-05-18", "$40.00", "due", ""),
+    ]
+    # The creditor reports the first paid (a day early); outreach reminds of the second, then,
+    # its day gone by unpaid, tells the person it was missed; the third is reminded of.
+    payments = PlanPayments(world.redis, world.services.keys, world.clock)
+    report = payments.import_csv(f"plan_id,due_date,paid_on\n{plan_id},2026-03-16,2026-03-15\n")
+    assert report.errors == [] and report.recorded == 1
+    instalments = {i.due.isoformat(): i for i, _ in payments.instalments("A1")}
+    payments.mark("reminder", instalments["2026-04-16"])
+    world.clock.set(datetime(2026, 4, 20, 15, 0, tzinfo=timezone.utc))
+    payments.mark("missed_payment", instalments["2026-04-16"])
+    payments.mark("reminder", instalments["2026-05-18"])
+    assert payments_of(world, plan_id) == [
+        ("2026-03-16", "$40.00", "paid", "2026-03-15"),
+        ("2026-04-16", "$40.00", "missed", ""),
+        ("2026-05-18", "$40.00", "due", ""),
+    ]
+    [plan] = world.desk.view(CID).stored_plans
+    assert [(p.reminded, p.told_missed) for p in plan.payments] == [
+        (False, False),
+        (True, True),
+        (True, False),
+    ]
+
+
+def test_a_payment_is_missed_only_once_its_day_is_over_where_the_person_lives(world: World) -> None:
+    verified(world)
+    world.person_writes("ok, 40 a month from the 16th works")
+    plan_id = world.desk.create_plan(
+        CID, ANA, "40", "monthly", "2026-03-16", confirmed=True, request_key=KEY
+    ).plan_id
+    # 16 March, 23:30 in New York (03:30 on the 17th in UTC): still their payment day.
+    world.clock.set(datetime(2026, 3, 17, 3, 30, tzinfo=timezone.utc))
+    assert payments_of(world, plan_id)[0][2] == "due"
+    world.clock.advance(timedelta(hours=1))  # 00:30 on the 17th in New York
+    assert payments_of(world, plan_id)[0][2] == "missed"
+
+
+def test_a_replaced_plans_payments_after_the_change_are_no_longer_due(world: World) -> None:
+    verified(world)
+    world.person_writes("ok, 40 a month from the 16th works")
+    old = world.desk.create_plan(CID, ANA, "40", "monthly", "2026-03-16", confirmed=True, request_key=KEY)
+    world.clock.set(datetime(2026, 3, 20, 15, 0, tzinfo=timezone.utc))
+    new = world.desk.create_plan(
+        CID, ANA, "60", "monthly", "2026-04-01", confirmed=True, request_key="req-change-0001",
+        replaces=old.plan_id,
+    )  # fmt: skip
+    assert [status for _, _, status, _ in payments_of(world, old.plan_id)] == ["missed", "ended", "ended"]
+    assert payments_of(world, new.plan_id) == [
+        ("2026-04-01", "$60.00", "due", ""),
+        ("2026-05-01", "$60.00", "due", ""),
+    ]
+
+
+def test_a_settlement_or_an_unreadable_plan_has_no_payments_to_show(world: World) -> None:
+    keys = world.services.keys
+    world.redis.rpush(keys.account_plans("A1"), "s1", "p2")
+    world.redis.set(keys.plan("s1"), json.dumps({"plan_id": "s1", "kind": "settlement", "total": "90.00",
+                                                 "currency": "USD"}))  # fmt: skip
+    world.redis.set(keys.plan("p2"), json.dumps({"plan_id": "p2", "currency": "USD",
+                                                 "instalments": [{"due": "someday", "amount": "x"}]}))  # fmt: skip
+    assert [(p.plan_id, p.payments) for p in world.desk.view(CID).stored_plans] == [("s1", ()), ("p2", ())]

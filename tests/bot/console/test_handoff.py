@@ -397,10 +397,53 @@ def test_key_names_carry_only_the_opaque_conversation_id(
     store.close(CONV, "ana", "other")
     assert sorted(k.decode() for k in redis_client.keys("*")) == [
         "debtbot:audit",
+        "debtbot:console:audit:indexed_from",
         "debtbot:console:events",
         "debtbot:console:outcomes",
+        f"debtbot:conversation:{CONV}:audit",
         f"debtbot:conversation:{CONV}:handoff",
     ]
+
+
+def test_every_audited_change_is_also_in_the_conversations_own_audit_stream(
+    store: HandoffStore, redis_client: redis.Redis[bytes], clock: Clock
+) -> None:
+    store.escalate(CONV, "dispute")
+    store.claim(CONV, "ana")
+    clock.advance(timedelta(minutes=1))
+    store.touch(CONV, "ana")  # not audited: in neither
+    store.escalate("acct-other", "human")  # another conversation's: not in this one's
+    store.hand_back(CONV, "ana")
+    store.claim(CONV, "ben")
+    store.close(CONV, "ben", "paid")
+
+    own = _stream(redis_client, f"debtbot:conversation:{CONV}:audit")
+    everything = _stream(redis_client, "debtbot:audit")
+    assert own == [entry for entry in everything if entry["conversation_id"] == CONV]
+    assert [(e["kind"], e["event"], e["by"]) for e in own] == [
+        ("handoff", "escalate", "system"),
+        ("handoff", "claim", "ana"),
+        ("handoff", "hand_back", "ana"),
+        ("handoff", "claim", "ben"),
+        ("handoff", "close", "ben"),
+    ]
+    other = _stream(redis_client, "debtbot:conversation:acct-other:audit")
+    assert [(e["event"], e["conversation_id"]) for e in other] == [("escalate", "acct-other")]
+    # Where the conversations' streams start to hold hand-off entries: the first one, in ``audit``.
+    first_id = redis_client.xrange("debtbot:audit", count=1)[0][0]
+    assert redis_client.get("debtbot:console:audit:indexed_from") == first_id
+
+
+def test_a_change_that_lost_a_race_is_in_neither_audit_stream(
+    store: HandoffStore, redis_client: redis.Redis[bytes]
+) -> None:
+    store.escalate(CONV, "dispute")
+    store.claim(CONV, "ana")
+    with pytest.raises(AlreadyClaimed):
+        store.claim(CONV, "ben")
+    own = _stream(redis_client, f"debtbot:conversation:{CONV}:audit")
+    assert [(e["event"], e["by"]) for e in own] == [("escalate", "system"), ("claim", "ana")]
+    assert len(_stream(redis_client, "debtbot:audit")) == 2
 
 
 def test_a_waiting_person_is_promised_a_person_once_per_wait(redis_client: redis.Redis[bytes]) -> None:

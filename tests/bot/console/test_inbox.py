@@ -306,6 +306,8 @@ def test_callbacks_come_by_the_time_the_person_asked_for_in_their_zone(world: Wo
     )  # fmt: skip
     assert maria.when == datetime(2026, 3, 3, 15, 0, tzinfo=NEW_YORK)
     assert (maria.how, maria.contact, maria.when_raw) == ("phone", "+*********43", "tomorrow at 3pm")
+    # Which address to reveal (``Desk.reveal_address``) to call them: a video call's is the email.
+    assert (luis.channel, maria.channel) == ("email", "sms")
     assert callbacks[2].when == datetime(2026, 3, 6, 10, 0, tzinfo=NEW_YORK)
     assert callbacks[3].when is None and callbacks[4].when is None
     assert callbacks[3].asked_at == T0

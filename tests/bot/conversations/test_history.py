@@ -6,6 +6,7 @@ import redis
 
 from bot.conversations.history import ConversationHistory
 from bot.store.connection import Keys
+from bot.store.history_entries import encode_event
 
 
 def _history(client: redis.Redis[bytes], now: list[float]) -> ConversationHistory:
@@ -63,3 +64,30 @@ def test_the_last_thing_the_person_wrote_is_found_on_any_channel_or_on_one(
     by_mail = history.last_inbound("acct-1", channel="email")
     assert by_mail is not None and by_mail.ref == "email:<m1@x>"
     assert history.last_inbound("acct-1", scan=1) is None  # only the unreadable entry looked at
+
+
+def test_an_event_in_a_transaction_is_written_with_it_and_only_once(redis_client: redis.Redis[bytes]) -> None:
+    history = _history(redis_client, [7.0])
+    keys = Keys("test-history")
+    for attempt in range(2):  # the second run is a retried job: the fact again, the line not
+        pipe = redis_client.pipeline(transaction=True)
+        pipe.hset(keys.console("verified"), "acct-1", "1")
+        assert history.event("acct-1", "verified", by="bot", once="sms:SM1", pipe=pipe)
+        assert len(history.read("acct-1")) == attempt  # nothing before the transaction runs
+        pipe.execute()
+    [entry] = history.read("acct-1")
+    assert (entry.kind, entry.by, entry.at) == ("verified", "bot", 7.0)
+    assert redis_client.hget(keys.console("verified"), "acct-1") == b"1"
+
+
+def test_a_line_written_below_the_conversations_reads_like_any_other(
+    redis_client: redis.Redis[bytes],
+) -> None:
+    keys = Keys("test-history")
+    line = encode_event(3.0, "escalated", text="asked for a person", detail={"reason": "asked_for_person"})
+    redis_client.xadd(keys.conversation_history("acct-1"), {"entry": line})
+    [entry] = _history(redis_client, [1.0]).read("acct-1")
+    assert (entry.direction, entry.kind, entry.by, entry.text, entry.at) == (
+        "event", "escalated", "system", "asked for a person", 3.0,
+    )  # fmt: skip
+    assert entry.detail == {"reason": "asked_for_person"}
