@@ -103,10 +103,12 @@ nlu-floor: $(STAMP)
 # conversations, writes bench/results/latest.json; `python -m bench.report` puts it in the README.
 bench: $(STAMP) model
 	$(BIN)/python -m bench.webhooks
+	$(BIN)/python -m bench.webhook_http
 	$(BIN)/python -m bench.outreach
 	$(BIN)/python -m bench.job_latency
 	$(BIN)/python -m bench.rasa_validation
 	$(BIN)/python -m bench.e2e
+	$(BIN)/python -m bench.report
 
 # The soak with faults (not a test; loopback only): 1,000 signed SMS over 100 conversations at
 # 3/s while every kind of process and Redis is killed; fails on anything lost, duplicated or out

@@ -390,6 +390,7 @@ class Product(Target):
     name = "ours"
 
     def __init__(self, config: Config, recorder: TwilioRecorder, http: httpx.Client) -> None:
+        self._config = config
         self._public = f"{config.server.public_url}/webhooks/sms"
         self._url = f"{config.server.internal_url}/webhooks/sms"
         self._recorder = recorder
@@ -428,6 +429,23 @@ class Product(Target):
             result.texts = [text for _, text in replies]
         result.ok = bool(replies) and (expected is None or len(replies) >= expected)
         return result
+
+    def reply_waits_ms(self, debtors: Sequence[Debtor]) -> list[float]:
+        """For every reply to ``debtors``: from the moment the worker queued it (its line in the
+        conversation's history) to its arrival at the stand-in: the outbound queue's wait plus
+        the send (pairs taken in order per conversation)."""
+        client, keys = connect(self._config), Keys(self._config.redis.key_prefix)
+        offset = time.time() - time.perf_counter()  # the recorder's moments are perf_counter
+        waits = []
+        for debtor in debtors:
+            queued = []
+            for _, fields in client.xrange(keys.conversation_history(f"acct-{debtor.account_id}")):
+                entry = json.loads(fields[b"entry"])
+                if entry.get("direction") == "out":
+                    queued.append(float(entry["at"]))
+            arrived = [moment + offset for moment, _ in self._recorder.arrived(debtor.phone)]
+            waits += [1000 * (a - q) for q, a in zip(queued, arrived, strict=False)]
+        return waits
 
 
 # --- measuring --------------------------------------------------------------------------------
@@ -651,6 +669,21 @@ def measure(
         result["latency"] = open_loop(target, groups["latency"], args.turns, expected, args.rate)
         latency_of = result["latency"]
         say(f"{target.name}: all replies in at p50 {latency_of['p50_ms']} ms, p95 {latency_of['p95_ms']} ms")
+    near = groups.get("near_saturation")
+    if near and isinstance(target, Product) and result["throughput"]["msgs_per_s"]:
+        rate = round(0.8 * result["throughput"]["msgs_per_s"], 1)
+        say(f"{target.name}: open loop at 80% of saturation, {rate}/s, {len(near)} debtors")
+        phase = open_loop(target, near, args.turns, expected, rate)
+        waits = target.reply_waits_ms(near)
+        phase["reply_queue_wait_ms"] = {
+            "replies": len(waits),
+            "p50": _rounded(percentile(waits, 0.5)),
+            "p95": _rounded(percentile(waits, 0.95)),
+            "max": _rounded(max(waits) if waits else None),
+            "over_100_ms": sum(1 for w in waits if w > 100),
+        }
+        result["near_saturation"] = phase
+        say(f"{target.name}: replies queued to arrival p50/p95/max {phase['reply_queue_wait_ms']}")
     result["rss_mb"] = processes.rss_mb()
     return result
 
@@ -876,6 +909,10 @@ def groups_for(first_group: int, args: argparse.Namespace) -> dict[str, list[Deb
     }
 
 
+#: The debtors of the product's run at 80% of its saturation (their own area code).
+NEAR_SATURATION_GROUP = 15
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run: few debtors")
@@ -932,6 +969,7 @@ def main(argv: list[str] | None = None) -> int:
     code = 0
     try:
         rest, stock, twilio, ours = (groups_for(first, args) for first in (0, 3, 6, 9))
+        ours["near_saturation"] = make_debtors(NEAR_SATURATION_GROUP, 4 * args.debtors // 5 or 4)
         phones = {d.phone: d.account_id for group in twilio.values() for d in group}
         stack = Stack(scratch / "one-rasa", recorder, model, log, twilio_accounts=phones)
         with running(stack):

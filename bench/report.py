@@ -140,6 +140,15 @@ def render_table(results: Mapping[str, Any]) -> str:
     lines.append("")
     if parts:
         lines.append("Ratios: " + "; ".join(parts) + ".")
+    near = (systems.get("ours") or {}).get("near_saturation") or {}
+    waits = near.get("reply_queue_wait_ms") or {}
+    if waits:
+        lines.append(
+            f"Replies at 80% of the product's saturation ({near.get('offered_per_s')} msgs/s offered): from "
+            f"queued to arrived at the provider p50 {_number(waits.get('p50'), '.0f')} / p95 "
+            f"{_number(waits.get('p95'), '.0f')} / max {_number(waits.get('max'), '.0f', ' ms')}, "
+            f"{waits.get('over_100_ms', '?')} of {waits.get('replies', '?')} over 100 ms (target: none)."
+        )
     settings = results.get("settings", {})
     lines.append(
         f"Measured {str(results.get('when', '?'))[:16].replace('T', ' ')} UTC by `{COMMAND}` on "

@@ -60,9 +60,13 @@ def _bodies(public_url: str, count: int, seed: int) -> list[tuple[bytes, str]]:
     return out
 
 
-def _client(host: str, port: int, path: str, bodies: list[tuple[bytes, str]], threads: int,
-            seconds: float, start_at: float, results: Any) -> None:  # fmt: skip
-    """One client process: ``threads`` kept-alive connections, posting until the time is up."""
+def _client(host: str, port: int, path: str, public_url: str, per_client: int, seed: int, threads: int,
+            seconds: float, ready: Any, go: Any, results: Any) -> None:  # fmt: skip
+    """One client process: signs its webhooks, says it is ready, waits for the start, then posts
+    on ``threads`` kept-alive connections until the time is up."""
+    bodies = _bodies(public_url, per_client, seed)
+    ready.put(seed)
+    start_at = go.get()
     counts = {"ok": 0, "bad": 0}
     lock = threading.Lock()
     shares = [bodies[i::threads] for i in range(threads)]
@@ -105,16 +109,22 @@ def load(host: str, port: int, path: str, public_url: str, *, clients: int, thre
          seconds: float, per_client: int) -> dict[str, Any]:  # fmt: skip
     """Every client at once for ``seconds``; accepted (200) and refused per second."""
     queue: Any = multiprocessing.Queue()
-    start_at = time.time() + 1.0 + 0.2 * clients  # after every client has its bodies ready
+    ready: Any = multiprocessing.Queue()
+    go: Any = multiprocessing.Queue()
     processes = [
         multiprocessing.Process(
             target=_client,
-            args=(host, port, path, _bodies(public_url, per_client, seed), threads, seconds, start_at, queue),
+            args=(host, port, path, public_url, per_client, seed, threads, seconds, ready, go, queue),
         )
         for seed in range(clients)
     ]
     for process in processes:
         process.start()
+    for _ in processes:  # every client has signed its webhooks (that is not timed)
+        ready.get(timeout=300)
+    start_at = time.time() + 0.2
+    for _ in processes:
+        go.put(start_at)
     counts = [queue.get(timeout=seconds + 120) for _ in processes]
     for process in processes:
         process.join()
@@ -134,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="debtbot-bench-webhooks-"))
     recorder = TwilioRecorder().start()
     log = (scratch / "processes.log").open("w", encoding="utf-8")
-    per_client = int(args.threads * args.seconds * 2000)  # more than any client can send
+    per_client = int(args.seconds * 4000)  # more than one client process can send
     when = datetime.now(timezone.utc).replace(microsecond=0)
     result: dict[str, Any] = {
         "when": when.isoformat(),
