@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import redis
@@ -65,10 +66,8 @@ def run_all(config: Config) -> int:
     watch_redis_master(config, supervisor)
     supervisor.say(f"model {model.name} ({'trained now' if trained else 'unchanged, reused'})")
     supervisor.say("channels: " + ", ".join(f"{name} {mode}" for name, mode in channel_modes(config).items()))
-    install_signal_handlers(supervisor)
-    code = 0
-    try:
-        supervisor.start()
+
+    def until_ready() -> None:
         example = None
         if not config.production:
             _seed_example_accounts(config, supervisor)
@@ -83,6 +82,18 @@ def run_all(config: Config) -> int:
             {"rasa": lambda: rasa_ready(config), "actions": lambda: actions_ready(config)}, 300
         ):
             _banner(config, supervisor, time.monotonic() - started, example)
+
+    return _supervise(supervisor, until_ready)
+
+
+def _supervise(supervisor: Supervisor, until_ready: Callable[[], None]) -> int:
+    """Start every process, ``until_ready`` (the waits and the banner), then watch them until
+    a stop; 1 when the supervisor gave up, else 0. The processes are stopped in any case."""
+    install_signal_handlers(supervisor)
+    code = 0
+    try:
+        supervisor.start()
+        until_ready()
         supervisor.watch()
     except SupervisorError as exc:
         supervisor.say(str(exc))
@@ -113,10 +124,8 @@ def run_role(config: Config, role: RunRole, server: int | None = None) -> int:
         supervisor.say(f"model {model.name} (trained before start: none is trained with --role)")
     if role == "gateway":
         supervisor.say("channels: " + ", ".join(f"{n} {mode}" for n, mode in channel_modes(config).items()))
-    install_signal_handlers(supervisor)
-    code = 0
-    try:
-        supervisor.start()
+
+    def until_ready() -> None:
         ready = True
         if role == "dialogue":
             number, chosen = dialogue_server(config, server)
@@ -124,14 +133,8 @@ def run_role(config: Config, role: RunRole, server: int | None = None) -> int:
             ready = supervisor.wait_all_ready({"dialogue": lambda: dialogue_ready(config, chosen)}, 300)
         if ready:
             _role_banner(config, supervisor, role, server, time.monotonic() - started)
-        supervisor.watch()
-    except SupervisorError as exc:
-        supervisor.say(str(exc))
-        code = 1
-    finally:
-        supervisor.stop()
-        supervisor.say("all processes stopped")
-    return code
+
+    return _supervise(supervisor, until_ready)
 
 
 def trained_model(config: Config) -> Path:

@@ -124,15 +124,24 @@ def sentinel_target(url: str) -> SentinelUrl:
 def sentinel_for(target: SentinelUrl, timeout: float = SENTINEL_TIMEOUT) -> Sentinel:
     """A redis-py :class:`Sentinel` on ``target``'s sentinels (their own user, password and TLS)."""
     sentinel_kwargs: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
-    if target.sentinel_username:
-        sentinel_kwargs["username"] = target.sentinel_username
-    if target.sentinel_password:
-        sentinel_kwargs["password"] = target.sentinel_password
-    if target.sentinel_tls:
-        sentinel_kwargs["ssl"] = True
-        if target.ca_certs:
-            sentinel_kwargs["ssl_ca_certs"] = target.ca_certs
+    sentinel_kwargs |= _credentials(
+        target.sentinel_username, target.sentinel_password, target.sentinel_tls, target.ca_certs
+    )
     return Sentinel(list(target.sentinels), sentinel_kwargs=sentinel_kwargs)
+
+
+def _credentials(username: str, password: str, tls: bool, ca_certs: str) -> dict[str, Any]:
+    """redis-py's connection options for a user, a password and TLS (with a private CA)."""
+    found: dict[str, Any] = {}
+    if username:
+        found["username"] = username
+    if password:
+        found["password"] = password
+    if tls:
+        found["ssl"] = True
+        if ca_certs:
+            found["ssl_ca_certs"] = ca_certs
+    return found
 
 
 def redis_client(url: str, **options: Any) -> redis.Redis[bytes]:
@@ -148,14 +157,7 @@ def redis_client(url: str, **options: Any) -> redis.Redis[bytes]:
         return redis.Redis.from_url(url, **options)
     target = sentinel_target(url)
     data: dict[str, Any] = {"db": target.db, **options}
-    if target.username:
-        data["username"] = target.username
-    if target.password:
-        data["password"] = target.password
-    if target.tls:
-        data["ssl"] = True
-        if target.ca_certs:
-            data["ssl_ca_certs"] = target.ca_certs
+    data |= _credentials(target.username, target.password, target.tls, target.ca_certs)
     client: redis.Redis[bytes] = sentinel_for(target).master_for(target.service, **data)
     return client
 
