@@ -90,7 +90,11 @@ def test_run_starts_everything_answers_and_stops_cleanly_on_ctrl_c(
         assert "How are you doing today?" in replies[0]["text"]
 
         # The console: the banner names an example supervisor (development), who can sign in.
-        example = re.search(r"console +(\S+) +\(sign in as (\S+) / (\S+):", output.text)
+        example = re.search(
+            r"console +(\S+) +\(the first supervisor: debtbot agents add NAME --role supervisor\)\n"
+            r"[^\n]*\(sign in as (\S+) / (\S+):",
+            output.text,
+        )
         assert example, output.text[-3000:]
         assert example[1] == f"{base}/console/"
         with httpx.Client(base_url=base, timeout=10) as client:
@@ -105,9 +109,15 @@ def test_run_starts_everything_answers_and_stops_cleanly_on_ctrl_c(
             review = client.get("/console/ops/review")
             assert review.status_code == 200 and "conversation" in review.text, review.text[:500]
         assert (tmp_path / "redis" / "appendonly.aof").exists()
-        # Rasa's event broker writes the conversation into the analytics store made at start-up.
+
+        # Rasa's event broker puts the conversation on its stream; the scheduler's tick (every 15 s)
+        # copies it into the analytics store made at start-up.
+        def copied() -> int:
+            with sqlite3.connect(tmp_path / "var" / "analytics.db") as analytics:
+                return int(analytics.execute("SELECT count(*) FROM events").fetchone()[0])
+
+        wait_for(copied, timeout=45, what="Rasa's events in the analytics store")
         with sqlite3.connect(tmp_path / "var" / "analytics.db") as analytics:
-            assert analytics.execute("SELECT count(*) FROM events").fetchone()[0] > 0
             assert analytics.execute("SELECT count(*) FROM alembic_version").fetchone()[0] == 1
 
         # The embedded Redis asks for its password (made once, mode 0600) and answers with it.
