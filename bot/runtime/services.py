@@ -410,7 +410,7 @@ def build_services(
         {INBOUND: inbound, OUTBOUND: outbound, WEBHOOKS: webhooks, OUTREACH: outreach},
     )
     outbox = SandboxOutbox(client, keys.sandbox_outbox)
-    addresses = AddressBook(client, keys)
+    addresses = AddressBook(client, keys, clock.timestamp)
     accounts = AccountStore(client, keys)
     return Services(
         config=config,

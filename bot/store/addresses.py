@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
@@ -86,9 +87,13 @@ return 0
 class AddressBook:
     """Reads and writes address records in Redis."""
 
-    def __init__(self, client: redis.Redis[bytes], keys: Keys) -> None:
+    def __init__(
+        self, client: redis.Redis[bytes], keys: Keys, clock: Callable[[], float] = time.time
+    ) -> None:
         self._redis = client
         self._keys = keys
+        #: When a record is stamped (Unix seconds): the process's clock (``Clock.timestamp``).
+        self._now = clock
         self._opt_out_script = client.register_script(_OPT_OUT)
         self._failure_script = client.register_script(_FAILURE)
 
@@ -124,7 +129,7 @@ class AddressBook:
     def _mark(self, field: str, channel: str, address: str, account_id: str | None) -> None:
         if not address:
             return
-        mapping: dict[str | bytes, bytes | float | int | str] = {field: str(time.time())}
+        mapping: dict[str | bytes, bytes | float | int | str] = {field: str(self._now())}
         if account_id:
             mapping["account_id"] = account_id
         self._redis.hset(self._key(channel, address), mapping=mapping)
@@ -140,7 +145,7 @@ class AddressBook:
         if not address:
             return False
         key = self._key(channel, address)
-        args = [str(time.time()), account_id or "", by_message, channel]
+        args = [str(self._now()), account_id or "", by_message, channel]
         return bool(self._opt_out_script(keys=[key, self._keys.audit], args=args))
 
     def opt_in(self, channel: str, address: str) -> None:
@@ -155,7 +160,7 @@ class AddressBook:
         if not address:
             return
         mapping: dict[str | bytes, bytes | float | int | str] = {
-            "wrong_party": str(time.time()), "wrong_party_by": by_message,
+            "wrong_party": str(self._now()), "wrong_party_by": by_message,
         }  # fmt: skip
         if account_id:
             mapping["account_id"] = account_id
@@ -178,7 +183,7 @@ class AddressBook:
     def record_unreachable_failure(self, channel: str, address: str, threshold: int) -> bool:
         """Count one "cannot reach" failure; ``True`` when it made the address unreachable."""
         key = self._key(channel, address)
-        return bool(self._failure_script(keys=[key], args=[threshold, str(time.time())]))
+        return bool(self._failure_script(keys=[key], args=[threshold, str(self._now())]))
 
     def clear_unreachable(self, channel: str, address: str) -> None:
         """The person wrote to us from this address: it works again."""

@@ -49,3 +49,16 @@ def test_keys_carry_no_address(redis_client: redis.Redis[bytes]) -> None:
     # The opt-out's audit record names the channel and the message that asked, never the address.
     [(_, record)] = redis_client.xrange("debtbot:audit")
     assert record[b"kind"] == b"opt_out" and b"example" not in b"".join(record.values())
+
+
+def test_records_are_stamped_by_the_processs_clock_not_the_wall_clock(
+    redis_client: redis.Redis[bytes],
+) -> None:
+    moment = 1_767_225_600.0  # 2026-01-01 00:00 UTC, whatever the machine's time
+    book = AddressBook(redis_client, Keys("test"), clock=lambda: moment)
+    book.opt_out("sms", "+14155550100", "A1", by_message="sms:SM1")
+    book.mark_wrong_party("email", "x@example.com", "A1", by_message="email:m1")
+    book.mark_unreachable("sms", "+14155550101")
+    assert book.status("sms", "+14155550100").opted_out_at == moment
+    assert book.status("email", "x@example.com").wrong_party_at == moment
+    assert book.status("sms", "+14155550101").unreachable_at == moment
