@@ -120,7 +120,7 @@ class RedisDialogueBackend:
         self._clock = clock if clock is not None else Clock()
         now = self._clock.timestamp
         self._accounts = AccountStore(client, self._keys)
-        self._addresses = AddressBook(client, self._keys, now)
+        self._addresses = AddressBook(client, self._keys)  # wall clock: see AddressBook
         self._history = ConversationHistory(client, self._keys, now)
         # ``escalate``: the console's hand-off (the runtime passes it in; see AgentQueue).
         self._agents = AgentQueue(client, self._keys, clock=now, escalate=escalate)

@@ -410,7 +410,8 @@ def build_services(
         {INBOUND: inbound, OUTBOUND: outbound, WEBHOOKS: webhooks, OUTREACH: outreach},
     )
     outbox = SandboxOutbox(client, keys.sandbox_outbox)
-    addresses = AddressBook(client, keys, clock.timestamp)
+    # The wall clock, as the outbound messages' created_at it is compared with (withhold_if_silenced).
+    addresses = AddressBook(client, keys)
     accounts = AccountStore(client, keys)
     return Services(
         config=config,

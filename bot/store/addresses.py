@@ -92,7 +92,9 @@ class AddressBook:
     ) -> None:
         self._redis = client
         self._keys = keys
-        #: When a record is stamped (Unix seconds): the process's clock (``Clock.timestamp``).
+        #: When a record is stamped (Unix seconds). The product keeps the wall clock: an opt-out's
+        #: moment is compared with outbound messages' ``created_at`` (``time.time()``) to withhold
+        #: what was queued before it (bot/conversations/outbound.py ``withhold_if_silenced``).
         self._now = clock
         self._opt_out_script = client.register_script(_OPT_OUT)
         self._failure_script = client.register_script(_FAILURE)

@@ -51,7 +51,7 @@ def test_keys_carry_no_address(redis_client: redis.Redis[bytes]) -> None:
     assert record[b"kind"] == b"opt_out" and b"example" not in b"".join(record.values())
 
 
-def test_records_are_stamped_by_the_processs_clock_not_the_wall_clock(
+def test_records_are_stamped_by_the_clock_the_book_is_given(
     redis_client: redis.Redis[bytes],
 ) -> None:
     moment = 1_767_225_600.0  # 2026-01-01 00:00 UTC, whatever the machine's time
