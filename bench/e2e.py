@@ -172,6 +172,18 @@ def accounts_csv(debtors: Sequence[Debtor]) -> str:
 # --- the Twilio stand-in ----------------------------------------------------------------------
 
 
+def sms_form(sender: str, body: str, sid: str | None = None) -> dict[str, str]:
+    """An inbound SMS as Twilio posts it to a webhook (a new MessageSid unless given)."""
+    return {
+        "MessageSid": sid or "SM" + secrets.token_hex(16),
+        "AccountSid": TWILIO_SID,
+        "From": sender,
+        "To": OUR_NUMBER,
+        "Body": body,
+        "NumMedia": "0",
+    }
+
+
 @dataclass(frozen=True)
 class _Answer:
     status: int
@@ -362,14 +374,7 @@ class RasaTwilio(Target):
         self._http = http
 
     def say(self, debtor: Debtor, turn: int, expected: int | None) -> Turn:
-        form = {
-            "MessageSid": "SM" + secrets.token_hex(16),
-            "AccountSid": TWILIO_SID,
-            "From": debtor.phone,
-            "To": OUR_NUMBER,
-            "Body": debtor.text(turn),
-            "NumMedia": "0",
-        }
+        form = sms_form(debtor.phone, debtor.text(turn))
         before = len(self._recorder.arrived(debtor.phone))
         result = Turn(sent=time.perf_counter())
         try:
@@ -398,14 +403,7 @@ class Product(Target):
         self._validator = RequestValidator(TWILIO_TOKEN)
 
     def say(self, debtor: Debtor, turn: int, expected: int | None) -> Turn:
-        form = {
-            "MessageSid": "SM" + secrets.token_hex(16),
-            "AccountSid": TWILIO_SID,
-            "From": debtor.phone,
-            "To": OUR_NUMBER,
-            "Body": debtor.text(turn),
-            "NumMedia": "0",
-        }
+        form = sms_form(debtor.phone, debtor.text(turn))
         headers = {
             "X-Twilio-Signature": self._validator.compute_signature(self._public, form),
             "Content-Type": "application/x-www-form-urlencoded",

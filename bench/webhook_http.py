@@ -35,7 +35,7 @@ import psutil
 from twilio.request_validator import RequestValidator
 
 from bench import profile as profiling
-from bench.e2e import OUR_NUMBER, SECRETS, TWILIO_SID, TWILIO_TOKEN, Stack, TwilioRecorder, free_port, say
+from bench.e2e import SECRETS, TWILIO_SID, TWILIO_TOKEN, Stack, TwilioRecorder, free_port, say, sms_form
 from bench.report import RESULTS
 from bot.runtime.supervisor import ManagedProcess, ProcessSpec
 
@@ -48,14 +48,8 @@ def _bodies(public_url: str, count: int, seed: int) -> list[tuple[bytes, str]]:
     validator = RequestValidator(TWILIO_TOKEN)
     out = []
     for n in range(count):
-        form = {
-            "MessageSid": f"SM{seed:04d}{n:028d}",
-            "AccountSid": TWILIO_SID,
-            "From": f"+1202555{n % 500:04d}",
-            "To": OUR_NUMBER,
-            "Body": "hello, can we talk about my account",
-            "NumMedia": "0",
-        }
+        sender, sid = f"+1202555{n % 500:04d}", f"SM{seed:04d}{n:028d}"
+        form = sms_form(sender, "hello, can we talk about my account", sid)
         out.append((urlencode(form).encode(), validator.compute_signature(public_url, form)))
     return out
 

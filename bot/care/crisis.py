@@ -28,20 +28,12 @@ from bot.config import CareConfig
 from bot.store.accounts import Account
 from bot.store.agent_queue import AgentQueue
 from bot.store.connection import Keys
-from bot.store.history_entries import MAX_ENTRIES, encode_event
+from bot.store.history_entries import FieldWithLine, encode_event
 
 logger = logging.getLogger(__name__)
 
 #: The reason agents see, and the pause the compliance gate honours.
 CRISIS = "crisis"
-
-# The pause and its history line together; only when the pause begins (a later sign, or a
-# replay, moves neither the time it began nor adds a line).
-_PAUSE = """
-if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'entry', ARGV[4])
-return 1
-"""
 
 
 def country_of(account: Account | None, channel: str, address: str) -> str | None:
@@ -74,7 +66,7 @@ class CrisisDesk:
         self._keys = keys
         self._agents = agents
         self._clock = clock
-        self._pause = client.register_script(_PAUSE)
+        self._pause = FieldWithLine(client)
 
     @property
     def follow_up_hours(self) -> float:
@@ -109,11 +101,13 @@ class CrisisDesk:
                 text=f"{why}: no collection messages until a person clears it",
                 detail={"reason": CRISIS},
             )
-            # HSETNX: a later sign does not move the time the pause began.
+            # The pause and its history line together, when the pause begins: a later sign (or a
+            # replay) neither moves the time it began nor adds a line.
+            pause = json.dumps({"at": at, "detail": why})
             self._pause(
-                keys=[self._keys.account_state(account_id), self._keys.conversation_history(conversation_id)],
-                args=[f"pause:{CRISIS}", json.dumps({"at": at, "detail": why}), MAX_ENTRIES, line],
-            )
+                self._keys.account_state(account_id), f"pause:{CRISIS}", pause,
+                self._keys.conversation_history(conversation_id), line, overwrite=False,
+            )  # fmt: skip
         added = self._agents.flag(
             conversation_id, CRISIS, account_id=account_id, detail=detail, once=once or ""
         )

@@ -31,7 +31,6 @@ from bot.console.desk_base import (
     DeskError,
     DialogueEvents,
     dead_letters_done_key,
-    verified_key,
 )
 from bot.console.desk_mail import MAIL_TEXT_MAX, DeskMail, MailView, read_mail
 from bot.console.desk_person import (
@@ -78,7 +77,6 @@ __all__ = [
     "dead_letters_done_key",
     "format_moment",
     "read_mail",
-    "verified_key",
 ]
 
 _AGENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")

@@ -83,12 +83,6 @@ class DialogueEvents(Protocol):
     def tracker(self, conversation_id: str) -> dict[str, Any]: ...
 
 
-def verified_key(keys: Keys) -> str:
-    """The last ``verified`` slot read per conversation (hash: conversation -> ``1``/``0``), so
-    the inbox can show it without asking Rasa for every row."""
-    return keys.console("verified")
-
-
 def dead_letters_done_key(keys: Keys) -> str:
     """Dead letters an agent attached to a conversation (set of ``<channel>:<entry id>``): they
     leave the inbox."""
@@ -213,7 +207,9 @@ class DeskBase:
 
     @property
     def verified_key(self) -> str:
-        return verified_key(self.keys)
+        """Whether each conversation's person is verified (hash: conversation -> ``1``/``0``), so
+        the inbox can show it without asking Rasa for every row."""
+        return self.keys.console_verified
 
     @property
     def dead_letters_done_key(self) -> str:

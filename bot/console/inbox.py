@@ -28,7 +28,7 @@ from bot.clock import Clock
 from bot.compliance.gate import rules_from_config
 from bot.compliance.rules import CHANNELS, Debtor, candidate_zones
 from bot.config import Config
-from bot.console.desk import DeskError, dead_letters_done_key, verified_key
+from bot.console.desk import DeskError, dead_letters_done_key
 from bot.console.handoff import HandoffStore, State
 from bot.conversations.history import ConversationHistory
 from bot.conversations.identity import account_id_of
@@ -428,7 +428,7 @@ class Inbox:
             pipe.hgetall(self.keys.conversation_flags(conversation_id))
             pipe.hgetall(self.keys.conversation_contacts(conversation_id))
             pipe.xrevrange(self.keys.conversation_history(conversation_id), count=50)
-            pipe.hget(verified_key(self.keys), conversation_id)
+            pipe.hget(self.keys.console_verified, conversation_id)
             pipe.zscore(self.keys.console_waiting, conversation_id)
         fetched = pipe.execute()
         now = self.clock.now()

@@ -30,7 +30,7 @@ from bot.store.accounts import AccountStore
 from bot.store.addresses import AddressBook
 from bot.store.agent_queue import AgentQueue, reason_in_words
 from bot.store.connection import Keys
-from bot.store.history_entries import MAX_ENTRIES, encode_event
+from bot.store.history_entries import MAX_ENTRIES, FieldWithLine, encode_event
 from bot.store.opener_stats import OpenerStats
 from channels.base import InboundMessage
 from dialogue.backend import AccountView, BackendError, CreatedPlan, DialogueSettings, Resource
@@ -46,17 +46,6 @@ CALLBACK_ONCE_TTL_SECONDS = 7 * 24 * 3600
 CONSOLE_MESSAGE_PREFIX = "console:"
 #: Who the dialogue's history lines are by.
 BY = "bot"
-
-# A pause and its history line together; the line only when the pause begins (a retried turn,
-# or a second dispute while collection is paused already, adds none). The pause's time and
-# detail are the latest, as before.
-_PAUSE = """
-local existed = redis.call('HEXISTS', KEYS[1], ARGV[1])
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-if existed == 1 then return 0 end
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'entry', ARGV[4])
-return 1
-"""
 
 # A call back once per asking message (when there is one), with its history line.
 _CALLBACK = """
@@ -127,7 +116,7 @@ class RedisDialogueBackend:
         self._crisis = CrisisDesk(config.care, client, self._keys, self._agents, clock=now)
         self._settings = settings_from_config(config)
         self._events = events
-        self._pause = client.register_script(_PAUSE)
+        self._pause = FieldWithLine(client)
         self._callback = client.register_script(_CALLBACK)
 
     def settings(self) -> DialogueSettings:
@@ -173,7 +162,7 @@ class RedisDialogueBackend:
         if not conversation_id:
             return
         pipe = self._redis.pipeline(transaction=True)
-        pipe.hset(self._keys.console("verified"), conversation_id, "1" if verified else "0")
+        pipe.hset(self._keys.console_verified, conversation_id, "1" if verified else "0")
         if verified:
             self._history.event(conversation_id, "verified", by=BY, once=message_id, pipe=pipe,
                                 text="answered the verification check correctly")  # fmt: skip
@@ -227,7 +216,7 @@ class RedisDialogueBackend:
         if not conversation_id:
             return
         pipe = self._redis.pipeline(transaction=True)
-        pipe.hset(self._keys.console("verified"), conversation_id, "0")
+        pipe.hset(self._keys.console_verified, conversation_id, "0")
         self._history.event(
             conversation_id, "wrong_party", by=BY, once=message_id, pipe=pipe, detail={"channel": channel},
             text=f"said this {channel} address does not reach the person we want: nothing more is sent to it",
@@ -268,11 +257,12 @@ class RedisDialogueBackend:
             detail={"reason": reason, "detail": detail[:500]},
         )  # fmt: skip
         try:
+            # The line only when the pause begins (a retried turn, or a second dispute while
+            # collection is paused already, adds none); the pause's time and detail are the latest.
             self._pause(
-                keys=[self._keys.account_state(account_id),
-                      self._keys.conversation_history(f"acct-{account_id}")],
-                args=[f"pause:{reason}", json.dumps({"at": now.isoformat(), "detail": detail[:500]}),
-                      MAX_ENTRIES, line],
+                self._keys.account_state(account_id), f"pause:{reason}",
+                json.dumps({"at": now.isoformat(), "detail": detail[:500]}),
+                self._keys.conversation_history(f"acct-{account_id}"), line, overwrite=True,
             )  # fmt: skip
         except redis.RedisError as exc:
             raise BackendError(f"could not pause collection: {exc}") from exc

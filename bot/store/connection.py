@@ -423,6 +423,12 @@ class Keys:
     def console_outcomes(self) -> str:
         return self._k("console", "outcomes")
 
+    # conversation -> whether the person is verified ("1"/"0"; the inbox's column): written by
+    # the dialogue's verification (bot/conversations) and the console, read by the inbox
+    @property
+    def console_verified(self) -> str:
+        return self._k("console", "verified")
+
     # every delivery outcome kept (stream: outbox_id, channel, status, error_code, conversation_id,
     # at; no address, no text), for the analytics store
     @property

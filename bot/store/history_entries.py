@@ -13,7 +13,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["MAX_ENTRIES", "ONCE_TTL_SECONDS", "encode_entry", "encode_event"]
+import redis
+
+__all__ = ["MAX_ENTRIES", "ONCE_TTL_SECONDS", "FieldWithLine", "encode_entry", "encode_event"]
 
 #: Entries kept per conversation (the oldest go first).
 MAX_ENTRIES = 5_000
@@ -32,3 +34,31 @@ def encode_event(
 ) -> str:
     """An event line (``direction`` ``event``): something happened (``escalated``, ``verified``...)."""
     return encode_entry(at, direction="event", kind=kind, by=by, text=text, detail=dict(detail or {}))
+
+
+# A hash field and the history line that announces it: the line only when the field is new (a
+# replay, or the same fact again, adds none). ARGV[5] '1': the field takes the new value even when
+# it was there; '0': the first value stays (HSETNX).
+_FIELD_WITH_LINE = """
+local existed = redis.call('HEXISTS', KEYS[1], ARGV[1])
+if existed == 0 or ARGV[5] == '1' then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+if existed == 1 then return 0 end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'entry', ARGV[4])
+return 1
+"""
+
+
+class FieldWithLine:
+    """Sets a hash field (e.g. a ``pause:<reason>`` on an account's state) and, when the field is
+    new, appends its history line, in one script: a kill between the two loses neither."""
+
+    def __init__(self, client: redis.Redis[bytes]) -> None:
+        self._script = client.register_script(_FIELD_WITH_LINE)
+
+    def __call__(
+        self, hash_key: str, field: str, value: str, history_key: str, line: str, *, overwrite: bool
+    ) -> bool:
+        """``True`` when the field was new (and the line written); ``overwrite``: a field that was
+        there takes ``value`` too (else it keeps its first value)."""
+        args = [field, value, MAX_ENTRIES, line, "1" if overwrite else "0"]
+        return bool(self._script(keys=[hash_key, history_key], args=args))

@@ -7,6 +7,7 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -65,18 +66,24 @@ def test_the_product_connects_to_the_embedded_redis_with_its_password(embedded: 
     assert env["DEBTBOT_REDIS_PASSWORD"] == embedded_redis_password(embedded)
 
 
-def test_rasa_tracker_and_lock_stores_connect_with_the_password(embedded: Config) -> None:
-    from rasa.core.lock_store import LockStore
-    from rasa.core.tracker_store import TrackerStore
+def _endpoints_as_rasa_reads_them(config: Config) -> Any:
+    """rasa_project/endpoints.yml read by Rasa in the environment ``debtbot run`` gives it."""
     from rasa.core.utils import AvailableEndpoints
 
     saved = dict(os.environ)
-    os.environ.update(child_env(embedded))
+    os.environ.update(child_env(config))
     try:
-        endpoints = AvailableEndpoints.read_endpoints(str(ROOT / "rasa_project" / "endpoints.yml"))
+        return AvailableEndpoints.read_endpoints(str(ROOT / "rasa_project" / "endpoints.yml"))
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+def test_rasa_tracker_and_lock_stores_connect_with_the_password(embedded: Config) -> None:
+    from rasa.core.lock_store import LockStore
+    from rasa.core.tracker_store import TrackerStore
+
+    endpoints = _endpoints_as_rasa_reads_them(embedded)
     tracker_store = TrackerStore.create(endpoints.tracker_store)
     assert tracker_store.red.ping()
     lock_store = LockStore.create(endpoints.lock_store)
@@ -89,15 +96,8 @@ def test_rasas_event_broker_writes_onto_the_products_stream_with_the_password(em
     import asyncio
 
     from rasa.core.brokers.broker import EventBroker
-    from rasa.core.utils import AvailableEndpoints
 
-    saved = dict(os.environ)
-    os.environ.update(child_env(embedded))
-    try:
-        endpoints = AvailableEndpoints.read_endpoints(str(ROOT / "rasa_project" / "endpoints.yml"))
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    endpoints = _endpoints_as_rasa_reads_them(embedded)
     broker = asyncio.run(EventBroker.create(endpoints.event_broker))
     assert broker is not None and broker.is_ready()
     broker.publish({"sender_id": "acct-A1", "event": "user", "text": "hello"})
